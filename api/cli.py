@@ -1,0 +1,128 @@
+"""The `zoning` command line.
+
+Errors print one line and exit non-zero (2 for bad input); ``--debug`` shows the
+traceback. Each command is a thin wrapper over `geo` (and `maps`), like the API.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from api.settings import get_settings
+from geo.store import StoreError, open_store
+
+app = typer.Typer(
+    help="zoning: Beijing district zones digitised from gazettes — lookup, map, exports.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+_state = {"debug": False}
+
+
+class UserError(Exception):
+    """A mistake in the command's input: printed as one line, exit code 2."""
+
+
+@app.callback()
+def _global(debug: bool = typer.Option(False, "--debug", help="Show tracebacks on errors.")) -> None:
+    _state["debug"] = debug
+
+
+def store_option() -> Path:
+    return typer.Option(None, "--store", help="Zone store (GeoPackage). Default: $ZONING_STORE or var/zones.gpkg")
+
+
+def resolve_store(store: Path | None):
+    settings = get_settings()
+    return open_store(store or settings.store, settings.seed)
+
+
+@app.command()
+def serve(
+    host: str = typer.Option(None, help="Interface to bind (default $ZONING_HOST or 127.0.0.1)."),
+    port: int = typer.Option(None, help="Port (default $ZONING_PORT or 8000)."),
+    store: Path | None = store_option(),
+) -> None:
+    """Run the web service: map, lookup API, OGC API – Features, exports."""
+    import uvicorn
+
+    from api.app import create_app
+
+    settings = get_settings().model_copy()
+    if store:
+        settings.store = store
+    host = host or settings.host
+    port = port or settings.port
+    open_store(settings.store, settings.seed)  # create it now so errors show before the server starts
+    base = f"http://{host}:{port}"
+    console.print(f"[bold]zoning[/bold] serving store {settings.store}")
+    console.print(f"  地图 map:        {base}/map")
+    console.print(f"  API 文档 docs:   {base}/docs")
+    console.print(f"  OGC API:         {base}/")
+    uvicorn.run(create_app(settings), host=host, port=port, log_level=settings.log_level)
+
+
+@app.command()
+def info(store: Path | None = store_option(), as_json: bool = typer.Option(False, "--json")) -> None:
+    """Layers, zone counts, data version and store path."""
+    from geo.schema import LAYERS
+
+    zone_store = resolve_store(store)
+    zones = zone_store.load()
+    current = zone_store.current()
+    counts = zones.groupby(["layer", "accuracy"]).size()
+    if as_json:
+        payload = {
+            "store": str(zone_store.path),
+            "data_version": current.data_version,
+            "version": current.version,
+            "zones": len(zones),
+            "layers": {layer: int(n) for layer, n in zones["layer"].value_counts().sort_index().items()},
+        }
+        print(json.dumps(payload, ensure_ascii=False, indent=2))
+        return
+    console.print(f"store: {zone_store.path}")
+    console.print(f"data version: {current.data_version} ({current.action} {current.created_at})")
+    table = Table("layer", "图层", "accuracy", "zones")
+    for (layer, accuracy), n in counts.items():
+        table.add_row(layer, LAYERS[layer].title_zh if layer in LAYERS else "?", accuracy, str(n))
+    console.print(table)
+    console.print(f"total: {len(zones)} zones")
+
+
+def main() -> None:
+    """Console entry point: one-line errors unless --debug."""
+    try:
+        code = app(standalone_mode=False)
+        if isinstance(code, int) and code:
+            raise SystemExit(code)
+    except SystemExit:
+        raise
+    except (typer.Exit, typer.Abort) as exc:
+        raise SystemExit(getattr(exc, "exit_code", 1)) from None
+    except Exception as exc:  # noqa: BLE001 - the CLI's one place that turns errors into exit codes
+        if _state["debug"]:
+            raise
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            raise SystemExit(exc.exit_code) from None
+        code = 2 if isinstance(exc, UserError | ValueError | FileNotFoundError) else 1
+        if isinstance(exc, StoreError):
+            code = 1
+        err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        raise SystemExit(code) from None
+
+
+if __name__ == "__main__":
+    sys.exit(main())

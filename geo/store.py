@@ -1,0 +1,249 @@
+"""ZoneStore: the zone table in a GeoPackage, versioned, written atomically.
+
+The file is an ordinary GeoPackage that QGIS opens directly:
+
+* ``zones``          the current zone table (what the service answers from);
+* ``zones_v0001``…   one full snapshot per data version (zone tables are small: a
+                      snapshot costs kilobytes and makes history, diff and rollback trivial);
+* ``versions``       one row per version: who, when, what, source file and hash, summary.
+
+Every write copies the file to a temporary sibling, appends there, fsyncs and renames
+over the original, so a crash or a validation error at any point leaves the previous
+file intact. A lock file serialises writers. The interface is narrow (load, save,
+versions) so that a PostGIS backend can implement the same methods.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import pandas as pd
+import pyogrio
+
+from geo import schema
+from geo.crs import geodesic_area_m2
+
+CURRENT_LAYER = "zones"
+VERSIONS_LAYER = "versions"
+# GeoPackage 1.3 is what Debian's GDAL and older QGIS read without warnings.
+DATASET_OPTIONS = {"VERSION": "1.3"}
+
+
+class StoreError(RuntimeError):
+    """The store file is missing, unreadable or has no such version."""
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    version: int
+    data_version: str  # "v3-1a2b3c4d": number plus content hash, echoed by the API
+    created_at: str
+    author: str
+    action: str  # init | build | import | edit | rollback
+    source: str | None
+    source_sha256: str | None
+    zone_count: int
+    summary: str  # JSON: {"added": [...], "changed": [...], "removed": [...]}
+    note: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["summary"] = json.loads(self.summary) if self.summary else {}
+        return d
+
+
+def content_hash(zones: gpd.GeoDataFrame) -> str:
+    """SHA-256 of the canonical GeoJSON of the zones (order-independent)."""
+    ordered = zones.sort_values("zone_id") if len(zones) else zones
+    text = json.dumps(schema.zones_to_geojson(ordered), ensure_ascii=False, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def with_computed_area(zones: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """Set area_km2 to the geodesic (GRS80) area of each polygon; None for points."""
+    out = zones.copy()
+    areas = geodesic_area_m2(out.geometry.values) / 1e6
+    polygonal = out.geometry.geom_type.isin(["Polygon", "MultiPolygon"]).to_numpy()
+    out["area_km2"] = [round(float(a), 4) if p else None for a, p in zip(areas, polygonal, strict=True)]
+    out["area_km2"] = out["area_km2"].astype(float)
+    return out
+
+
+def diff_zones(old: gpd.GeoDataFrame, new: gpd.GeoDataFrame) -> dict[str, list[str]]:
+    """Zone ids added, removed and changed (any attribute or the geometry) from old to new."""
+    old_by_id = {f["id"]: f for f in schema.zones_to_geojson(old)["features"]}
+    new_by_id = {f["id"]: f for f in schema.zones_to_geojson(new)["features"]}
+    return {
+        "added": sorted(set(new_by_id) - set(old_by_id)),
+        "removed": sorted(set(old_by_id) - set(new_by_id)),
+        "changed": sorted(i for i in set(old_by_id) & set(new_by_id) if old_by_id[i] != new_by_id[i]),
+    }
+
+
+def _to_file_frame(zones: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    out = zones.copy()
+    out["rules"] = [json.dumps(r, ensure_ascii=False) for r in out["rules"]]
+    return out
+
+
+def _from_file_frame(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    frame = frame.copy()
+    frame["rules"] = [json.loads(r) if isinstance(r, str) and r else [] for r in frame["rules"]]
+    for col in schema.FLOAT_COLUMNS:
+        frame[col] = pd.to_numeric(frame[col], errors="coerce")
+    if frame.crs is None or not frame.crs.equals(schema.CRS):
+        frame = frame.set_crs(schema.CRS, allow_override=True)
+    return schema.normalize_zones(frame)
+
+
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb") as fh:
+        os.fsync(fh.fileno())
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class ZoneStore:
+    """Versioned zone table in one GeoPackage file."""
+
+    def __init__(self, path: str | os.PathLike[str]):
+        self.path = Path(path)
+
+    # -- reading -------------------------------------------------------------------------
+    def exists(self) -> bool:
+        return self.path.exists()
+
+    def _require(self) -> None:
+        if not self.path.exists():
+            raise StoreError(f"zone store {self.path} does not exist; run `zoning serve` or `zoning info` "
+                             "once to create it from the bundled zones")
+
+    def load(self, version: int | None = None) -> gpd.GeoDataFrame:
+        """The zone table (current, or the snapshot of ``version``), validated."""
+        self._require()
+        layer = CURRENT_LAYER if version is None else self._snapshot_layer(version)
+        try:
+            frame = pyogrio.read_dataframe(self.path, layer=layer)
+        except pyogrio.errors.DataLayerError as exc:
+            raise StoreError(f"version {version} is not in {self.path}") from exc
+        zones = _from_file_frame(frame)
+        schema.validate_zones(zones)
+        return zones
+
+    def versions(self) -> list[VersionInfo]:
+        self._require()
+        frame = pyogrio.read_dataframe(self.path, layer=VERSIONS_LAYER)
+        rows = frame.sort_values("version").to_dict("records")
+        return [VersionInfo(**{k: (None if pd.isna(v) else v) for k, v in r.items()}) for r in rows]
+
+    def current(self) -> VersionInfo:
+        return self.versions()[-1]
+
+    def version(self, number: int) -> VersionInfo:
+        for info in self.versions():
+            if info.version == number:
+                return info
+        raise StoreError(f"no version {number} in {self.path}; versions are "
+                         f"{', '.join(str(v.version) for v in self.versions())}")
+
+    @staticmethod
+    def _snapshot_layer(version: int) -> str:
+        return f"zones_v{version:04d}"
+
+    # -- writing -------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path.with_name(self.path.name + ".lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def save(self, zones: gpd.GeoDataFrame, *, action: str, author: str = "zoning",
+             source: str | None = None, source_sha256: str | None = None,
+             note: str | None = None) -> VersionInfo:
+        """Validate ``zones`` and write them as a new current version; atomic."""
+        zones = with_computed_area(schema.normalize_zones(zones))
+        schema.validate_zones(zones)
+        with self._locked():
+            previous = self.load() if self.exists() else schema.empty_zones()
+            number = self.current().version + 1 if self.exists() else 1
+            info = VersionInfo(
+                version=number,
+                data_version=f"v{number}-{content_hash(zones)[:8]}",
+                created_at=dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
+                author=author, action=action, source=source, source_sha256=source_sha256,
+                zone_count=len(zones), summary=json.dumps(diff_zones(previous, zones), ensure_ascii=False),
+                note=note,
+            )
+            self._write_atomically(zones, info)
+        return info
+
+    def rollback(self, version: int, *, author: str = "zoning") -> VersionInfo:
+        """Make the snapshot of ``version`` current again, as a new version (history kept)."""
+        zones = self.load(version)
+        return self.save(zones, action="rollback", author=author, note=f"rollback to version {version}")
+
+    def _write_atomically(self, zones: gpd.GeoDataFrame, info: VersionInfo) -> None:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp.gpkg", dir=self.path.parent)
+        os.close(fd)
+        tmp = Path(tmp_name)
+        try:
+            if self.exists():
+                shutil.copyfile(self.path, tmp)
+                versions = pd.DataFrame([asdict(v) for v in self.versions()] + [asdict(info)])
+            else:
+                tmp.unlink()
+                versions = pd.DataFrame([asdict(info)])
+            file_frame = _to_file_frame(zones)
+            for layer in (CURRENT_LAYER, self._snapshot_layer(info.version)):
+                pyogrio.write_dataframe(file_frame, tmp, layer=layer, driver="GPKG",
+                                        geometry_type="Unknown", dataset_options=DATASET_OPTIONS)
+            pyogrio.write_dataframe(versions, tmp, layer=VERSIONS_LAYER, driver="GPKG",
+                                    dataset_options=DATASET_OPTIONS)
+            _fsync_file(tmp)
+            os.replace(tmp, self.path)
+            _fsync_dir(self.path.parent)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def cleanup_temporary_files(self) -> list[Path]:
+        """Remove temp files left by a writer that was killed mid-write."""
+        stale = list(self.path.parent.glob(f".{self.path.name}.*.tmp.gpkg"))
+        for p in stale:
+            p.unlink(missing_ok=True)
+        return stale
+
+
+def open_store(path: str | os.PathLike[str], seed: str | os.PathLike[str]) -> ZoneStore:
+    """The store at ``path``, created from the bundled GeoJSON ``seed`` on first use."""
+    store = ZoneStore(path)
+    if not store.exists():
+        seed = Path(seed)
+        if not seed.exists():
+            raise StoreError(f"no zone store at {path} and no bundled zones at {seed} to create it from; "
+                             "run `zoning build` first")
+        zones = schema.zones_from_geojson(seed.read_text(encoding="utf-8"))
+        store.save(zones, action="init", source=seed.name,
+                   source_sha256=hashlib.sha256(seed.read_bytes()).hexdigest())
+    return store

@@ -1,0 +1,136 @@
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pyogrio
+import pytest
+import shapely
+
+from geo import schema
+from geo.store import StoreError, ZoneStore, open_store
+from tests.conftest import REPO
+
+
+def file_digest(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_store_round_trips_every_field_exactly(tmp_path, sample_zones):
+    store = ZoneStore(tmp_path / "zones.gpkg")
+    store.save(sample_zones, action="init", author="tester", source="fixture")
+    back = store.load()
+    cols = [c for c in schema.ZONE_COLUMNS if c != "area_km2"]
+    assert back[cols].to_dict("records") == sample_zones[cols].to_dict("records")
+    assert all(a.equals_exact(b, 0) for a, b in zip(back.geometry, sample_zones.geometry, strict=True))
+    # area_km2 is always recomputed geodesically on write: a 0.1° x 0.1° cell at 40N is ~95 km²
+    assert back.loc[back.zone_id == "t-square", "area_km2"].item() == pytest.approx(94.9, rel=0.01)
+
+
+def test_store_is_a_geopackage_gis_tools_can_open(tmp_path, sample_zones):
+    store = ZoneStore(tmp_path / "zones.gpkg")
+    store.save(sample_zones, action="init")
+    layers = {name for name, _ in pyogrio.list_layers(store.path)}
+    assert {"zones", "zones_v0001", "versions"} <= layers
+    assert pyogrio.read_info(store.path, layer="zones")["features"] == 3
+
+
+def test_versions_record_who_what_and_diff(tmp_path, sample_zones):
+    store = ZoneStore(tmp_path / "zones.gpkg")
+    first = store.save(sample_zones, action="init", author="a")
+    changed = sample_zones[sample_zones.zone_id != "t-repealed"].copy()
+    changed.loc[changed.zone_id == "t-square", "name_en"] = "Renamed"
+    second = store.save(changed, action="edit", author="b", note="rename")
+    assert [v.version for v in store.versions()] == [1, 2]
+    assert second.data_version.startswith("v2-") and second.data_version != first.data_version
+    assert second.as_dict()["summary"] == {"added": [], "removed": ["t-repealed"], "changed": ["t-square"]}
+    assert store.current().author == "b"
+    assert len(store.load(1)) == 3 and len(store.load()) == 2
+
+
+def test_rollback_restores_an_old_version_as_a_new_one(tmp_path, sample_zones):
+    store = ZoneStore(tmp_path / "zones.gpkg")
+    store.save(sample_zones, action="init")
+    store.save(sample_zones.iloc[:1], action="edit")
+    info = store.rollback(1)
+    assert info.version == 3 and info.action == "rollback"
+    assert sorted(store.load().zone_id) == sorted(sample_zones.zone_id)
+    assert info.data_version.split("-")[1] == store.version(1).data_version.split("-")[1]
+
+
+def test_unknown_version_is_a_clear_error(tmp_path, sample_zones):
+    store = ZoneStore(tmp_path / "zones.gpkg")
+    store.save(sample_zones, action="init")
+    with pytest.raises(StoreError, match="no version 7"):
+        store.version(7)
+    with pytest.raises(StoreError, match="version 7 is not in"):
+        store.load(7)
+
+
+def test_invalid_zones_leave_the_store_untouched(tmp_path, sample_zones):
+    store = ZoneStore(tmp_path / "zones.gpkg")
+    store.save(sample_zones, action="init")
+    before = file_digest(store.path)
+    broken = sample_zones.copy()
+    broken.loc[0, "geometry"] = shapely.Polygon([(116, 40), (116.1, 40.1), (116.1, 40), (116, 40.1)])
+    with pytest.raises(schema.ZoneValidationError, match="zone t-square: geometry is invalid"):
+        store.save(broken, action="edit")
+    assert file_digest(store.path) == before
+    assert [v.version for v in store.versions()] == [1]
+    assert not list(tmp_path.glob(".*.tmp.gpkg"))
+
+
+def test_writer_killed_mid_write_leaves_previous_version_intact(tmp_path, sample_zones):
+    path = tmp_path / "zones.gpkg"
+    store = ZoneStore(path)
+    store.save(sample_zones, action="init")
+    before = file_digest(path)
+    # A child process writes a large table with a pause inside the write; we SIGKILL it there.
+    script = textwrap.dedent(f"""
+        import sys, time, shapely
+        sys.path.insert(0, {str(REPO)!r})
+        import geo.store as store_mod
+        from geo import schema
+        from tests.conftest import make_zone
+        real_fsync = store_mod._fsync_file
+        def slow_fsync(path):
+            print("writing", flush=True)
+            time.sleep(30)
+            real_fsync(path)
+        store_mod._fsync_file = slow_fsync
+        zones = schema.zones_from_records(
+            [make_zone(f"t-{{i}}", shapely.box(116 + i * 1e-3, 40, 116 + i * 1e-3 + 5e-4, 40.001)) for i in range(500)])
+        store_mod.ZoneStore({str(path)!r}).save(zones, action="edit")
+    """)
+    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "writing"
+        os.kill(child.pid, signal.SIGKILL)
+    finally:
+        child.wait(timeout=30)
+    assert child.returncode == -signal.SIGKILL
+    assert file_digest(path) == before
+    assert len(store.load()) == 3 and [v.version for v in store.versions()] == [1]
+    assert store.cleanup_temporary_files(), "the killed writer should have left a temp file behind"
+    assert not list(tmp_path.glob(".*.tmp.gpkg"))
+
+
+def test_open_store_creates_from_bundled_geojson_once(tmp_path, sample_zones):
+    seed = tmp_path / "zones.geojson"
+    import json
+
+    seed.write_text(json.dumps(schema.zones_to_geojson(sample_zones), ensure_ascii=False), encoding="utf-8")
+    store = open_store(tmp_path / "var" / "zones.gpkg", seed)
+    assert store.current().action == "init" and store.current().source == "zones.geojson"
+    mtime = store.path.stat().st_mtime_ns
+    time.sleep(0.01)
+    open_store(tmp_path / "var" / "zones.gpkg", seed)
+    assert store.path.stat().st_mtime_ns == mtime
+
+
+def test_open_store_without_seed_says_how_to_fix(tmp_path):
+    with pytest.raises(StoreError, match="run `zoning build` first"):
+        open_store(tmp_path / "zones.gpkg", tmp_path / "missing.geojson")
