@@ -340,7 +340,7 @@ def _check_lonlat(lon, lat, crs: str) -> None:
 _MAX_PROJECTED = 1e8
 # Margin (degrees) around a projected CRS's area of use within which points are accepted:
 # loose, because GK zones are routinely used a little beyond their 3-degree strip.
-_AREA_MARGIN = 3.0
+_AREA_MARGIN = 5.0
 
 
 def _check_projected_result(x, y, lon, lat, crs: str) -> None:
