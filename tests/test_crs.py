@@ -30,6 +30,12 @@ def beijing_grid(n=101):
     return lon.ravel(), lat.ravel()
 
 
+def prcoords_apply(fn, lon, lat):
+    """Run a prcoords per-point function over arrays; returns (lon, lat) arrays."""
+    out = np.array([fn(prcoords.Coords(b, a)) for a, b in zip(np.ravel(lon), np.ravel(lat), strict=True)])
+    return out[:, 1], out[:, 0]
+
+
 def metres_apart(lon1, lat1, lon2, lat2):
     return crs.geodesic_distance_m(lon1, lat1, lon2, lat2)
 
@@ -39,39 +45,32 @@ def metres_apart(lon1, lat1, lon2, lat2):
 
 def test_wgs84_to_gcj02_matches_prcoords():
     lon, lat = beijing_grid(31)
-    ref = np.array([prcoords.wgs_gcj(prcoords.Coords(b, a)) for a, b in zip(lon, lat, strict=True)])
-    glon, glat = crs.wgs84_to_gcj02(lon, lat)
-    np.testing.assert_allclose(glon, ref[:, 1], rtol=0, atol=1e-12)
-    np.testing.assert_allclose(glat, ref[:, 0], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(crs.wgs84_to_gcj02(lon, lat), prcoords_apply(prcoords.wgs_gcj, lon, lat),
+                               rtol=0, atol=1e-12)
 
 
 def test_gcj02_to_bd09_matches_prcoords_both_ways():
     lon, lat = crs.wgs84_to_gcj02(*beijing_grid(31))
-    ref = np.array([prcoords.gcj_bd(prcoords.Coords(b, a)) for a, b in zip(lon, lat, strict=True)])
     blon, blat = crs.gcj02_to_bd09(lon, lat)
-    np.testing.assert_allclose(blon, ref[:, 1], rtol=0, atol=1e-12)
-    np.testing.assert_allclose(blat, ref[:, 0], rtol=0, atol=1e-12)
+    np.testing.assert_allclose((blon, blat), prcoords_apply(prcoords.gcj_bd, lon, lat), rtol=0, atol=1e-12)
     # prcoords' iterative BD inverse stops at ~1e-7°; ours must agree at least that well.
-    back = np.array([prcoords.bd_gcj_bored(prcoords.Coords(b, a)) for a, b in zip(blon, blat, strict=True)])
-    glon, glat = crs.bd09_to_gcj02(blon, blat)
-    np.testing.assert_allclose(glon, back[:, 1], rtol=0, atol=2e-7)
-    np.testing.assert_allclose(glat, back[:, 0], rtol=0, atol=2e-7)
+    np.testing.assert_allclose(crs.bd09_to_gcj02(blon, blat), prcoords_apply(prcoords.bd_gcj_bored, blon, blat),
+                               rtol=0, atol=2e-7)
 
 
 def test_gcj02_inverse_reproduces_input_under_independent_forward():
     # The inverse is judged by prcoords' forward formula, not by our own.
     glon, glat = crs.wgs84_to_gcj02(*beijing_grid(31))
-    wlon, wlat = crs.gcj02_to_wgs84(glon, glat)
-    again = np.array([prcoords.wgs_gcj(prcoords.Coords(b, a)) for a, b in zip(wlon, wlat, strict=True)])
-    assert metres_apart(again[:, 1], again[:, 0], glon, glat).max() < 1e-4
+    again = prcoords_apply(prcoords.wgs_gcj, *crs.gcj02_to_wgs84(glon, glat))
+    assert metres_apart(*again, glon, glat).max() < 1e-4
 
 
 def test_exact_inverse_beats_one_step_inverse():
     # The usual one-step inverse (prcoords.gcj_wgs) is off by metres; ours by nothing.
     lon, lat = beijing_grid(31)
     glon, glat = crs.wgs84_to_gcj02(lon, lat)
-    rough = np.array([prcoords.gcj_wgs(prcoords.Coords(b, a)) for a, b in zip(glon, glat, strict=True)])
-    assert metres_apart(rough[:, 1], rough[:, 0], lon, lat).max() > 0.5
+    rough = prcoords_apply(prcoords.gcj_wgs, glon, glat)
+    assert metres_apart(*rough, lon, lat).max() > 0.5
     assert metres_apart(*crs.gcj02_to_wgs84(glon, glat), lon, lat).max() < 1e-3
 
 
