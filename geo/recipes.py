@@ -406,16 +406,35 @@ class BuildContext:
         self.built: dict[str, BuiltZone] = {}
         self._partitions: dict[tuple[Path, str], PartitionResult] = {}
         self.entry: ZoneEntry | None = None
+        self._recipe: Recipe | None = None  # for specs evaluated outside a zone (checks)
         self._notes: list[str] = []
 
     # -- helpers for operations
     @property
     def recipe(self) -> Recipe:
-        assert self.entry is not None
-        return self.entry.recipe
+        recipe = self.entry.recipe if self.entry else self._recipe
+        if recipe is None:
+            raise RecipeError("a geometry spec was evaluated outside any recipe")
+        return recipe
 
     def where(self) -> str:
-        return self.entry.where() if self.entry else "recipe"
+        if self.entry:
+            return self.entry.where()
+        return f"{self._recipe.path.name}: check" if self._recipe else "recipe"
+
+    def evaluate(self, spec: Any, recipe: Recipe) -> BaseGeometry:
+        """Build a spec outside any zone (for checks), with ``recipe``'s places and partitions."""
+        saved = (self.entry, self._recipe, self._notes)
+        self.entry, self._recipe, self._notes = None, recipe, []
+        try:
+            return self.geometry(spec)
+        finally:
+            self.entry, self._recipe, self._notes = saved
+
+    def built_partitions(self) -> list[tuple[Recipe, str, PartitionResult]]:
+        """Partitions some zone used, in recipe and key order."""
+        return [(r, key, self._partitions[(r.path, key)]) for r in self.recipes
+                for key in sorted(r.partitions) if (r.path, key) in self._partitions]
 
     def note(self, text: str) -> None:
         """Add a sentence to the current zone's generated method text."""
@@ -746,6 +765,44 @@ def op_partition_cell(spec: Spec, ctx: BuildContext) -> BaseGeometry:
     for text in result.notes:
         ctx.note(text)
     return result.cells[cell]
+
+
+@operation("river_exit", specs=("area", "upstream"))
+def op_river_exit(spec: Spec, ctx: BuildContext) -> BaseGeometry:
+    """The point where a base river line last leaves ``area``, walking away from ``upstream``.
+
+    For sections defined as "X出境断面" (where river X leaves a unit): the river is a named
+    base river or, with ``river: nearest``, the base river line passing nearest ``upstream``
+    (e.g. the reservoir it flows out of). Base rivers carry no flow direction, so the line is
+    oriented to start at its end nearest ``upstream``.
+    """
+    where = ctx.where()
+    river = spec.get("river")
+    if not isinstance(river, str) or not river:
+        raise RecipeError(f"{where}: river_exit needs 'river' (a base river name or 'nearest')")
+    area = _metric(ctx.geometry(spec.get("area")))
+    upstream = _metric(ctx.geometry(spec.get("upstream")))
+    frame = ctx.base.frame("rivers") if river == "nearest" else \
+        ctx.base.match("rivers", river, ("name", "name_zh", "name_en", "note"))
+    lines = [_metric(g) for g in shapely.get_parts(frame.geometry.values) if g.geom_type == "LineString"]
+    if not lines:
+        raise RecipeError(f"{where}: no base river line matches {river!r}")
+    pieces = shapely.get_parts(shapely.line_merge(shapely.union_all(lines)))
+    line = min(pieces, key=upstream.distance)
+    if Point(line.coords[-1]).distance(upstream) < Point(line.coords[0]).distance(upstream):
+        line = line.reverse()
+    crossings = shapely.get_coordinates(line.intersection(area.boundary))
+    if not len(crossings):
+        raise RecipeError(f"{where}: the river line never crosses the area's boundary")
+    along = max(line.project(Point(xy)) for xy in crossings)
+    if along < line.length and area.contains(line.interpolate(min(along + 10.0, line.length))):
+        raise RecipeError(f"{where}: the river line ends inside the area; it has no exit point")
+    exit_point = line.interpolate(along)
+    ctx.note(f"last point where the base river line ({'nearest the upstream geometry' if river == 'nearest' else river}, "
+             f"{line.length / 1000:.1f} km, oriented away from {describe(spec.get('upstream'), ctx.recipe)}, "
+             f"{upstream.distance(line):.0f} m from it) leaves {describe(spec.get('area'), ctx.recipe)}; "
+             f"{len(crossings)} boundary crossing(s)")
+    return _wgs84(exit_point)
 
 
 # ---------------------------------------------------------------- buffer_line
