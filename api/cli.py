@@ -99,6 +99,125 @@ def info(store: Path | None = store_option(), as_json: bool = typer.Option(False
     console.print(f"total: {len(zones)} zones")
 
 
+@app.command()
+def convert(
+    from_crs: str = typer.Option(..., "--from", help="Input system: wgs84, cgcs2000, gcj02, bd09 or EPSG:n."),
+    to_crs: str = typer.Option(..., "--to", help="Output system, same choices."),
+    in_file: Path | None = typer.Option(None, "--in", help="Input CSV (default: stdin)."),
+    out_file: Path | None = typer.Option(None, "--out", help="Output CSV (default: stdout)."),
+) -> None:
+    """Convert a CSV's lon,lat columns between coordinate systems; other columns pass through."""
+    import csv
+    import io
+    import os
+    import tempfile
+
+    from geo import crs
+
+    src, dst = crs.parse_crs(from_crs), crs.parse_crs(to_crs)
+    text = in_file.read_text(encoding="utf-8-sig") if in_file else sys.stdin.read()
+    reader = csv.reader(io.StringIO(text))
+    header = next(reader, None)
+    names = [h.strip().lower() for h in header or []]
+    if "lon" not in names or "lat" not in names:
+        raise UserError(f"the CSV needs lon and lat columns; header is {','.join(header or [])!r}")
+    ilon, ilat = names.index("lon"), names.index("lat")
+    rows, lines, xs, ys = [], [], [], []
+    for row in reader:
+        if not row:
+            continue
+        for i, axis, values in ((ilon, "lon", xs), (ilat, "lat", ys)):
+            try:
+                values.append(float(row[i]))
+            except (ValueError, IndexError):
+                value = row[i] if i < len(row) else ""
+                raise UserError(f"line {reader.line_num}: {axis} {value!r} is not a number") from None
+        rows.append(row)
+        lines.append(reader.line_num)
+    try:
+        xs, ys = crs.convert(xs, ys, src, dst)
+    except crs.CoordinateError as exc:
+        raise UserError(f"line {lines[exc.index]}: {exc}" if exc.index is not None else str(exc)) from None
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(header)
+    for row, x, y in zip(rows, xs, ys, strict=True):
+        row[ilon], row[ilat] = f"{x:.8f}", f"{y:.8f}"
+        writer.writerow(row)
+    if out_file is None:
+        sys.stdout.write(out.getvalue())
+        return
+    # Write beside the target and rename, so a failure never leaves a half-written file.
+    fd, tmp = tempfile.mkstemp(dir=out_file.resolve().parent, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            f.write(out.getvalue())
+        os.replace(tmp, out_file)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _build_in_memory(recipes: Path | None, base: Path | None):
+    """Build every recipe with a progress bar per district; returns (zones, report)."""
+    from rich.progress import Progress
+
+    from geo import paths
+    from geo.build import build_zones
+
+    tasks: dict[Path, int] = {}
+    with Progress(console=err_console, transient=False) as progress:
+        def on_zone(entry) -> None:
+            recipe = entry.recipe
+            if recipe.path not in tasks:
+                label = f"{recipe.district['name_zh']} {recipe.district['code']}"
+                tasks[recipe.path] = progress.add_task(label, total=len(recipe.zones))
+            progress.advance(tasks[recipe.path])
+
+        return build_zones(recipes or paths.RECIPES_DIR, base or paths.BASE_DIR, on_zone=on_zone)
+
+
+@app.command()
+def build(
+    recipes: Path | None = typer.Option(None, "--recipes", help="Recipe folder (default data/boundaries/recipes)."),
+    base: Path | None = typer.Option(None, "--base", help="Base layers folder (default data/boundaries/base)."),
+    out: Path | None = typer.Option(None, "--out", help="Output folder (default data/boundaries)."),
+) -> None:
+    """Build the zones from the recipes: zones.geojson, layers/*.geojson and REPORT.md."""
+    from geo import paths
+    from geo.build import write_build
+
+    zones, report = _build_in_memory(recipes, base)
+    written = write_build(zones, report, out or paths.BOUNDARIES_DIR)
+    not_digitised = sum(not b.digitised for b in report.built.values())
+    console.print(f"{len(zones)} zones built, {not_digitised} not digitised; "
+                  f"checks: {len(report.checks) - len(report.flagged)} passed, {len(report.flagged)} flagged")
+    for check in report.flagged:
+        console.print(f"  flagged: {check.name} — {check.detail}", highlight=False)
+    for path in written:
+        console.print(f"  wrote {path}", highlight=False)
+
+
+@app.command()
+def report(
+    recipes: Path | None = typer.Option(None, "--recipes", help="Recipe folder (default data/boundaries/recipes)."),
+    base: Path | None = typer.Option(None, "--base", help="Base layers folder (default data/boundaries/base)."),
+    out: Path | None = typer.Option(None, "--out", help="Write the report to this file instead of printing it."),
+) -> None:
+    """Rebuild in memory and print REPORT.md: stated vs computed areas, checks, zones not digitised."""
+    import os
+
+    _, built_report = _build_in_memory(recipes, base)
+    text = built_report.markdown()
+    if out is None:
+        sys.stdout.write(text)
+        return
+    tmp = out.with_name(f".{out.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, out)
+    console.print(f"wrote {out}", highlight=False)
+
+
 def main() -> None:
     """Console entry point: one-line errors unless --debug."""
     try:

@@ -75,7 +75,15 @@ class UnknownCRSError(ValueError):
 
 
 class CoordinateError(ValueError):
-    """A coordinate that is NaN, infinite or outside the range of its system."""
+    """A coordinate that is NaN, infinite or outside the range of its system.
+
+    ``index`` is the flat position of the first offending point (None when the error is
+    about the input as a whole), so callers can point at a row or vertex.
+    """
+
+    def __init__(self, message: str, index: int | None = None):
+        super().__init__(message)
+        self.index = index
 
 
 # ---------------------------------------------------------------- GCJ-02 / BD-09 math
@@ -318,7 +326,7 @@ def _check_finite(x, y, xname: str, yname: str) -> None:
         bad = ~np.isfinite(values)
         if bad.any():
             i = _first_bad(bad)
-            raise CoordinateError(f"{label}[{i}]={float(np.ravel(values)[i])!r} is not a finite number")
+            raise CoordinateError(f"{label}[{i}]={float(np.ravel(values)[i])!r} is not a finite number", i)
 
 
 def _check_lonlat(lon, lat, crs: str) -> None:
@@ -332,7 +340,7 @@ def _check_lonlat(lon, lat, crs: str) -> None:
             hint = " — did you swap lon and lat?"
         raise CoordinateError(
             f"point {i} (lon={x!r}, lat={y!r}) is outside the {crs} range "
-            f"lon -180..180, lat -90..90{hint}")
+            f"lon -180..180, lat -90..90{hint}", i)
 
 
 # Projected coordinates beyond this are never real positions (Earth's circumference is
@@ -362,7 +370,7 @@ def _check_projected_result(x, y, lon, lat, crs: str) -> None:
         hint = ""
         if xi >= 1e7 and "Gauss-Kruger CM" in _pyproj_crs(crs).name:
             hint = "; the easting carries a zone prefix — try the zone-prefixed EPSG code (detect_gk_crs)"
-        raise CoordinateError(f"point {i} (x={xi!r}, y={yi!r}) is {where}{hint}")
+        raise CoordinateError(f"point {i} (x={xi!r}, y={yi!r}) is {where}{hint}", i)
 
 
 # ---------------------------------------------------------------- arrays
@@ -387,7 +395,7 @@ def to_wgs84(x, y, crs):
             i = _first_bad(bad)
             raise CoordinateError(
                 f"point {i} (x={float(np.ravel(x)[i])!r}, y={float(np.ravel(y)[i])!r}) is not a "
-                f"plausible {crs} coordinate (magnitude above {_MAX_PROJECTED:.0e} m)")
+                f"plausible {crs} coordinate (magnitude above {_MAX_PROJECTED:.0e} m)", i)
     if crs in ("wgs84", "cgcs2000"):
         return x.copy(), y.copy()
     if crs == "gcj02":
@@ -420,7 +428,7 @@ def from_wgs84(lon, lat, crs):
         i = _first_bad(bad)
         raise CoordinateError(
             f"point {i} (lon={float(np.ravel(lon)[i])!r}, lat={float(np.ravel(lat)[i])!r}) "
-            f"cannot be projected to {describe_crs(crs)}")
+            f"cannot be projected to {describe_crs(crs)}", i)
     return x, y
 
 
