@@ -782,9 +782,7 @@ def op_river_exit(spec: Spec, ctx: BuildContext) -> BaseGeometry:
         raise RecipeError(f"{where}: river_exit needs 'river' (a base river name or 'nearest')")
     area = _metric(ctx.geometry(spec.get("area")))
     upstream = _metric(ctx.geometry(spec.get("upstream")))
-    frame = ctx.base.frame("rivers") if river == "nearest" else \
-        ctx.base.match("rivers", river, ("name", "name_zh", "name_en", "note"))
-    lines = [_metric(g) for g in shapely.get_parts(frame.geometry.values) if g.geom_type == "LineString"]
+    lines = _river_lines(spec, ctx)
     if not lines:
         raise RecipeError(f"{where}: no base river line matches {river!r}")
     pieces = shapely.get_parts(shapely.line_merge(shapely.union_all(lines)))
@@ -831,6 +829,20 @@ def op_buffer_line(spec: Spec, ctx: BuildContext) -> BaseGeometry:
     return corridor(half_width)
 
 
+def _river_lines(spec: Spec, ctx: BuildContext) -> list[LineString]:
+    """Metric base-river lines: all of them (``river: nearest``) or those matching a name."""
+    river = spec.get("river")
+    if not isinstance(river, str) or not river:
+        raise RecipeError(f"{ctx.where()}: 'river' must be a base river name or 'nearest'")
+    frame = ctx.base.frame("rivers")
+    if river != "nearest":
+        frame = ctx.base.match("rivers", river, ("name", "name_zh", "name_en", "note"))
+        if frame.empty:
+            raise RecipeError(f"{ctx.where()}: no base river named {river!r}; the base rivers may be unnamed "
+                              f"(GSHHG): use river: nearest")
+    return [_metric(g) for g in shapely.get_parts(frame.geometry.values) if g.geom_type == "LineString"]
+
+
 def _calibrate_width(corridor: Callable[[float], BaseGeometry], target_km2: float, where: str,
                      low: float = 1.0, high: float = 20_000.0) -> tuple[float, float]:
     """Half-width (m) whose corridor area matches ``target_km2``: bisection (area grows with width)."""
@@ -867,13 +879,7 @@ def _corridor_line(spec: Spec, ctx: BuildContext) -> LineString:
     river = spec.get("river")
     if not isinstance(river, str) or not river:
         raise RecipeError(f"{where}: buffer_line needs 'river' (a name or 'nearest') or 'places'")
-    frame = ctx.base.frame("rivers")
-    if river != "nearest":
-        frame = ctx.base.match("rivers", river, ("name", "name_zh", "name_en", "note"))
-        if frame.empty:
-            raise RecipeError(f"{where}: no base river named {river!r}; the base rivers may be unnamed "
-                              f"(GSHHG): use river: nearest with from/to places")
-    lines = [_metric(g) for g in shapely.get_parts(frame.geometry.values) if g.geom_type == "LineString"]
+    lines = _river_lines(spec, ctx)
     if len(anchors) != 2:
         if river == "nearest":
             raise RecipeError(f"{where}: river: nearest needs 'from' and 'to' places")
