@@ -158,6 +158,74 @@ def convert(
         raise
 
 
+def recipes_option() -> Path:
+    return typer.Option(None, "--recipes", help="Recipe folder (default data/boundaries/recipes).")
+
+
+def base_option() -> Path:
+    return typer.Option(None, "--base", help="Base layers folder (default data/boundaries/base).")
+
+
+def _build_in_memory(recipes: Path | None, base: Path | None):
+    """Build every recipe with a progress bar per district; returns (zones, report)."""
+    from rich.progress import Progress
+
+    from geo import paths
+    from geo.build import build_zones
+
+    tasks: dict[Path, int] = {}
+    with Progress(console=err_console, transient=False) as progress:
+        def on_zone(entry) -> None:
+            recipe = entry.recipe
+            if recipe.path not in tasks:
+                label = f"{recipe.district['name_zh']} {recipe.district['code']}"
+                tasks[recipe.path] = progress.add_task(label, total=len(recipe.zones))
+            progress.advance(tasks[recipe.path])
+
+        return build_zones(recipes or paths.RECIPES_DIR, base or paths.BASE_DIR, on_zone=on_zone)
+
+
+@app.command()
+def build(
+    recipes: Path | None = recipes_option(),
+    base: Path | None = base_option(),
+    out: Path | None = typer.Option(None, "--out", help="Output folder (default data/boundaries)."),
+) -> None:
+    """Build the zones from the recipes: zones.geojson, layers/*.geojson and REPORT.md."""
+    from geo import paths
+    from geo.build import write_build
+
+    zones, report = _build_in_memory(recipes, base)
+    written = write_build(zones, report, out or paths.BOUNDARIES_DIR)
+    not_digitised = sum(not b.digitised for b in report.built.values())
+    console.print(f"{len(zones)} zones built, {not_digitised} not digitised; "
+                  f"checks: {len(report.checks) - len(report.flagged)} passed, {len(report.flagged)} flagged")
+    for check in report.flagged:
+        console.print(f"  flagged: {check.name} — {check.detail}", highlight=False)
+    for path in written:
+        console.print(f"  wrote {path}", highlight=False)
+
+
+@app.command()
+def report(
+    recipes: Path | None = recipes_option(),
+    base: Path | None = base_option(),
+    out: Path | None = typer.Option(None, "--out", help="Write the report to this file instead of printing it."),
+) -> None:
+    """Rebuild in memory and print REPORT.md: stated vs computed areas, checks, zones not digitised."""
+    import os
+
+    _, built_report = _build_in_memory(recipes, base)
+    text = built_report.markdown()
+    if out is None:
+        sys.stdout.write(text)
+        return
+    tmp = out.with_name(f".{out.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, out)
+    console.print(f"wrote {out}", highlight=False)
+
+
 base_app = typer.Typer(help="Regenerate the base layers in data/boundaries/base/.", no_args_is_help=True)
 app.add_typer(base_app, name="base")
 
