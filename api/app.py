@@ -56,4 +56,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         snap = request.app.state.catalog.snapshot()
         return {"status": "ok", "zones": len(snap.zones), "data_version": snap.data_version}
 
+    from api import export, ogc  # OGC API – Features (including the landing page `/`) and exports
+
+    app.include_router(ogc.router)
+    app.include_router(export.router)
     return app

@@ -226,6 +226,27 @@ def report(
     console.print(f"wrote {out}", highlight=False)
 
 
+@app.command("export")
+def export_zones(
+    format: str = typer.Option(..., "--format", "-f", help="geojson, gpkg, shp (zip), kml or csv."),  # noqa: A002
+    out: Path = typer.Option(..., "--out", "-o", help="Output file (written atomically)."),
+    layers: str | None = typer.Option(None, "--layers", help="Layer ids, comma-separated (default: all)."),
+    district: str | None = typer.Option(None, "--district", help="District adcode (110109) or name (门头沟区)."),
+    crs: str | None = typer.Option(None, "--crs", help="Output CRS, e.g. EPSG:4490 or EPSG:4548 (default WGS84)."),
+    as_of: str | None = typer.Option(None, "--as-of", help="Only zones in force on this date (YYYY-MM-DD)."),
+    store: Path | None = store_option(),
+) -> None:
+    """Export zones for GIS: every metadata column plus a provenance note (same as GET /v1/export)."""
+    from geo.export import write_export
+    from geo.selection import select_zones
+
+    zone_store = resolve_store(store)
+    zones = select_zones(zone_store.load(), layers=layers, district=district, as_of=as_of)
+    path = write_export(zones, format, out, data_version=zone_store.current().data_version, crs=crs,
+                        selection={"layers": layers, "district": district, "as_of": as_of})
+    console.print(f"wrote {len(zones)} zones to {path}", highlight=False)
+
+
 base_app = typer.Typer(help="Regenerate the base layers in data/boundaries/base/.", no_args_is_help=True)
 app.add_typer(base_app, name="base")
 
