@@ -60,4 +60,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(ogc.router)
     app.include_router(export.router)
+
+    from api import admin  # import, versions, diff, rollback (off without ZONING_ADMIN_TOKEN)
+
+    app.include_router(admin.router)
     return app

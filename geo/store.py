@@ -92,6 +92,37 @@ def diff_zones(old: gpd.GeoDataFrame, new: gpd.GeoDataFrame) -> dict[str, list[s
     }
 
 
+def diff_details(old: gpd.GeoDataFrame, new: gpd.GeoDataFrame) -> dict[str, Any]:
+    """diff_zones with each zone's name, layer, district and geodesic area before/after,
+    the fields that changed, and the total area of each table (km²)."""
+    ids = diff_zones(old, new)
+    old_a, new_a = (with_computed_area(f).set_index("zone_id", drop=False) for f in (old, new))
+    old_f = {f["id"]: f for f in schema.zones_to_geojson(old_a)["features"]}
+    new_f = {f["id"]: f for f in schema.zones_to_geojson(new_a)["features"]}
+
+    def row(feature: dict[str, Any]) -> dict[str, Any]:
+        p = feature["properties"]
+        return {k: p[k] for k in ("zone_id", "layer", "district_code", "name_zh", "area_km2")}
+
+    changed = []
+    for zid in ids["changed"]:
+        before, after = old_f[zid]["properties"], new_f[zid]["properties"]
+        fields = [k for k in schema.ZONE_COLUMNS if k != "area_km2" and before[k] != after[k]]
+        if old_f[zid]["geometry"] != new_f[zid]["geometry"]:
+            fields.append("geometry")
+        a0, a1 = before["area_km2"], after["area_km2"]
+        changed.append({**row(new_f[zid]), "area_before_km2": a0, "area_after_km2": a1,
+                        "area_delta_km2": None if a0 is None or a1 is None else round(a1 - a0, 4),
+                        "fields": fields})
+    return {
+        "added": [row(new_f[i]) for i in ids["added"]],
+        "removed": [row(old_f[i]) for i in ids["removed"]],
+        "changed": changed,
+        "area_km2": {"before": round(float(old_a["area_km2"].sum()), 4),
+                     "after": round(float(new_a["area_km2"].sum()), 4)},
+    }
+
+
 def _to_file_frame(zones: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     out = zones.copy()
     out["rules"] = [json.dumps(r, ensure_ascii=False) for r in out["rules"]]
@@ -181,11 +212,19 @@ class ZoneStore:
 
     def save(self, zones: gpd.GeoDataFrame, *, action: str, author: str = "zoning",
              source: str | None = None, source_sha256: str | None = None,
-             note: str | None = None) -> VersionInfo:
-        """Validate ``zones`` and write them as a new current version; atomic."""
+             note: str | None = None, base_version: int | None = None) -> VersionInfo:
+        """Validate ``zones`` and write them as a new current version; atomic.
+
+        ``base_version``: the version ``zones`` were derived from; if another writer got in
+        first, refuse instead of silently undoing its change.
+        """
         zones = with_computed_area(schema.normalize_zones(zones))
         schema.validate_zones(zones)
         with self._locked():
+            if base_version is not None and self.exists() and self.current().version != base_version:
+                raise StoreError(f"the store changed while this change was prepared (version "
+                                 f"{self.current().version} is current, the change was based on "
+                                 f"{base_version}); run it again")
             previous = self.load() if self.exists() else schema.empty_zones()
             number = self.current().version + 1 if self.exists() else 1
             info = VersionInfo(
