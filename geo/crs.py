@@ -63,10 +63,11 @@ _BD_DLON, _BD_DLAT = 0.0065, 0.0060
 _BD_FREQ = np.pi * 3000.0 / 180.0
 
 # Inverse iteration: stop when every residual |forward(w) - target| is below _TOL
-# degrees (1e-9° is 0.1 mm; the returned point is ~100 times better than its last
-# residual, so round trips stay far below 1 mm). 4–5 steps suffice; the cap only
-# guards against a non-converging input.
-_TOL = 1e-9
+# degrees. Each step shrinks the error ~150-fold (the offsets vary slowly), and the last
+# residual is applied too, so results end ≤ 1e-10° (0.01 mm) from the exact inverse over
+# all of China (measured on 1M random points); round trips stay far below 1 mm. Four
+# steps suffice; the cap only guards against a non-converging input.
+_TOL = 1e-8
 _MAX_ITER = 30
 
 
@@ -216,7 +217,7 @@ def wgs84_to_gcj02(lon, lat):
 
 
 def gcj02_to_wgs84(lon, lat):
-    """GCJ-02 -> WGS84, exact inverse of :func:`wgs84_to_gcj02` (< 1e-10° residual)."""
+    """GCJ-02 -> WGS84, exact inverse of :func:`wgs84_to_gcj02` (≤ 1e-10° from exact)."""
     return _convert(lambda x, y: _invert(_gcj_forward, x, y), lon, lat)
 
 
