@@ -174,10 +174,10 @@ def _bd_backward(lon, lat):
 def _invert(forward, lon, lat, start=None):
     """Solve forward(x, y) == (lon, lat) by fixed-point iteration.
 
-    Start from ``start(lon, lat)`` (default: the target) and move by the residual each step; the offsets vary so slowly
-    that each step shrinks the error ~100-fold. Iterate until every residual is below
-    _TOL (the returned point is better still, by that factor). Points that have converged
-    drop out once they are the majority.
+    Start from ``start(lon, lat)`` (default: the target) and move by the residual each
+    step; the offsets vary so slowly that each step shrinks the error ~100-fold. Iterate
+    until every residual is below _TOL (the returned point is better still, by that
+    factor). Points that have converged drop out once they are the majority.
     """
     shape = np.shape(lon)
     lon, lat = lon.astype(float).reshape(-1), lat.astype(float).reshape(-1)
@@ -259,11 +259,9 @@ def parse_crs(name) -> str:
     China, below the accuracy of any zone we hold. Integers and pyproj CRS objects with
     an EPSG code are accepted too. Raises :class:`UnknownCRSError` naming the value.
     """
-    if isinstance(name, pyproj.CRS):
+    if isinstance(name, pyproj.CRS):  # e.g. a GeoDataFrame's .crs
         code = name.to_epsg()
-        if code is None:
-            raise UnknownCRSError(f"CRS {name.name!r} has no EPSG code; accepted: {_accepted_names()}")
-        name = f"EPSG:{code}"
+        name = f"EPSG:{code}" if code is not None else name.to_string()
     if isinstance(name, (int, np.integer)) and not isinstance(name, bool):
         name = str(int(name))
     if not isinstance(name, str) or not name.strip():

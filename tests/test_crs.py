@@ -179,7 +179,7 @@ def test_mixed_arrays_convert_only_the_points_in_china():
     ("gaode", "gcj02"), ("mars", "gcj02"), ("bd09", "bd09"), ("Baidu", "bd09"),
     ("EPSG:4548", "EPSG:4548"), ("epsg:4527", "EPSG:4527"),
     ("http://www.opengis.net/def/crs/EPSG/0/4549", "EPSG:4549"),
-    (pyproj.CRS("EPSG:3857"), "EPSG:3857"),
+    (pyproj.CRS("EPSG:3857"), "EPSG:3857"), (pyproj.CRS("OGC:CRS84"), "wgs84"),
 ])
 def test_parse_crs_normalises_names(name, expected):
     assert crs.parse_crs(name) == expected
