@@ -326,6 +326,7 @@ class BaseLayers:
     def __init__(self, base_dir: Path):
         self.base_dir = Path(base_dir)
         self._frames: dict[str, gpd.GeoDataFrame] = {}
+        self.files: dict[str, list[str]] = {}  # layer -> file names read, for method texts
 
     def frame(self, name: str) -> gpd.GeoDataFrame:
         if name not in self._frames:
@@ -337,6 +338,7 @@ class BaseLayers:
                 if frame.crs is not None and not frame.crs.equals("EPSG:4326"):
                     raise RecipeError(f"base layer {path.name} must be WGS84 (EPSG:4326), got {frame.crs}")
             frame = gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), crs="EPSG:4326")
+            self.files[name] = [p.name for p in paths]
             self._frames[name] = frame
         return self._frames[name]
 
@@ -890,7 +892,7 @@ def _corridor_line(spec: Spec, ctx: BuildContext) -> LineString:
     path = _river_path(lines, start, end, where)
     length_km = path.length / 1000
     gaps = ", ".join(f"{a.name_zh} {_metric(a.point).distance(path):.0f} m from the line ({a.source})" for a in anchors)
-    ctx.note(f"centreline: base river line (GSHHG WDB II, ~1:3M) along the network from the point nearest "
+    ctx.note(f"centreline: base river line ({', '.join(ctx.base.files['rivers'])}) along the network from the point nearest "
              f"{anchors[0].name_zh} to the point nearest {anchors[1].name_zh}, {length_km:.1f} km; anchors: {gaps}")
     return path
 
