@@ -247,6 +247,149 @@ def export_zones(
     console.print(f"wrote {len(zones)} zones to {path}", highlight=False)
 
 
+def _print_import_report(report) -> None:
+    """The import preview: where things came from, totals, samples, warnings, problems."""
+    district = f"{report.district['name']} {report.district['code']}" if report.district else "all districts"
+    console.print(f"[bold]{report.source}[/bold] ({report.format}{f', layer {report.dataset_layer}' if report.dataset_layer else ''}): "
+                  f"{report.features} feature(s) -> layer {report.layer}, {district}", highlight=False)
+    console.print(f"  CRS: {report.crs} — {report.crs_note}", highlight=False)
+    console.print(f"  encoding: {report.encoding} — {report.encoding_note}", highlight=False)
+    console.print(f"  zones: {report.zones}, area {report.area_km2} km² (geodesic)"
+                  + (f", stated {report.stated_area_km2} km²" if report.stated_area_km2 is not None else "")
+                  + (f", extent {report.extent}" if report.extent else ""), highlight=False)
+    fields = Table("field", "from", title="field mapping 字段对应")
+    for key, where in report.fields.items():
+        fields.add_row(key, where)
+    console.print(fields)
+    if report.unmapped_columns:
+        console.print(f"  unused columns: {', '.join(report.unmapped_columns)}", highlight=False)
+    if report.sample:
+        sample = Table(*report.sample[0].keys(), title="sample rows 样例")
+        for row in report.sample:
+            sample.add_row(*("" if v is None else str(v) for v in row.values()))
+        console.print(sample)
+    for repair in report.repairs:
+        console.print(f"  repaired {repair['feature']}: area {repair['area_before_km2']} -> "
+                      f"{repair['area_after_km2']} km² ({repair['area_delta_km2']:+})", highlight=False)
+    if report.replaces:
+        console.print("  replaces: " + ", ".join(f"{n} zone(s) in {c}" for c, n in report.replaces.items()),
+                      highlight=False)
+    if report.changes:
+        c = report.changes
+        console.print(f"  changes: +{len(c['added'])} added, ~{len(c['changed'])} changed, "
+                      f"-{len(c['removed'])} removed; total area {c['area_km2']['before']} -> "
+                      f"{c['area_km2']['after']} km²", highlight=False)
+    for warning in report.warnings:
+        console.print(f"  [yellow]warning:[/yellow] {warning}", highlight=False)
+    for problem in report.problems:
+        console.print(f"  [red]problem:[/red] {problem}", highlight=False)
+
+
+@app.command("import")
+def import_file(
+    file: Path = typer.Argument(..., help="Shapefile (.zip, or .shp with its siblings), .gpkg, .geojson or .kml."),
+    layer: str = typer.Option(..., "--layer", help="Zone layer the file holds, e.g. livestock_ban."),
+    district: str | None = typer.Option(None, "--district", help="Adcode: replace only this district's zones of the layer."),
+    mapping: list[str] = typer.Option([], "--map", help="FIELD=COLUMN[,FIELD=COLUMN…], e.g. name_zh=MC,source_doc_no=WH; "
+                                      "stated_area_km2=COLUMN:ha|m2|mu converts units."),
+    values: list[str] = typer.Option([], "--set", help="FIELD=VALUE for every zone, e.g. --set issuer=北京市门头沟区人民政府 (repeatable)."),
+    crs: str | None = typer.Option(None, "--crs", help="CRS of the coordinates when the file has none (e.g. EPSG:4548)."),
+    accuracy: str | None = typer.Option(None, "--accuracy", help="official | approximate | schematic | indicative (default approximate)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Preview only: nothing is written."),
+    repair: bool = typer.Option(False, "--repair", help="Repair invalid rings with make_valid and report the area change."),
+    layer_name: str | None = typer.Option(None, "--layer-name", help="Layer of a GeoPackage/KML, or dataset inside a zip."),
+    encoding: str | None = typer.Option(None, "--encoding", help="Attribute encoding when detection fails (e.g. big5)."),
+    rules_from: str | None = typer.Option(None, "--rules-from", help="Give the imported zones the rule texts of this zone."),
+    author: str | None = typer.Option(None, "--author", help="Recorded in the history (default: your user name)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+    store: Path | None = store_option(),
+) -> None:
+    """Import an official zone file as a new data version (replaces that layer's zones; --dry-run previews)."""
+    import getpass
+
+    from geo import importer
+
+    if not file.exists():
+        raise UserError(f"{file} does not exist")
+    options = importer.ImportOptions(
+        layer=layer, district=district, mapping=importer.parse_mapping(mapping), values=importer.parse_values(values),
+        crs=crs, accuracy=accuracy, repair=repair, layer_name=layer_name, encoding=encoding, rules_from=rules_from)
+    report = importer.run_import(resolve_store(store), file, options, dry_run=dry_run,
+                                 author=author or getpass.getuser())
+    if as_json:
+        print(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
+    else:
+        _print_import_report(report)
+    if not report.ok:
+        raise UserError(f"导入被拒绝 / import refused: {len(report.problems)} problem(s); nothing was written")
+    if dry_run:
+        err_console.print("dry run: nothing was written (预览，未写入)")
+    else:
+        err_console.print(f"imported as version {report.version['version']} ({report.version['data_version']})",
+                          highlight=False)
+
+
+def _version_or_exit(zone_store, number: int):
+    try:
+        return zone_store.version(number)
+    except StoreError as exc:
+        raise UserError(str(exc)) from None
+
+
+@app.command()
+def history(store: Path | None = store_option(), as_json: bool = typer.Option(False, "--json")) -> None:
+    """Data versions: who, when, what (source file, zones added/changed/removed)."""
+    versions = resolve_store(store).versions()
+    if as_json:
+        print(json.dumps([v.as_dict() for v in versions], ensure_ascii=False, indent=2))
+        return
+    table = Table("version", "data_version", "created (UTC)", "author", "action", "source", "zones", "+/~/-")
+    for v in versions:
+        s = v.as_dict()["summary"]
+        counts = f"+{len(s.get('added', []))}/~{len(s.get('changed', []))}/-{len(s.get('removed', []))}"
+        table.add_row(str(v.version), v.data_version, v.created_at, v.author, v.action, v.source or "",
+                      str(v.zone_count), counts)
+    console.print(table)
+
+
+@app.command()
+def diff(v1: int = typer.Argument(..., help="Older version."), v2: int = typer.Argument(..., help="Newer version."),
+         store: Path | None = store_option(), as_json: bool = typer.Option(False, "--json")) -> None:
+    """Zones added, removed and changed between two versions, with area changes."""
+    from geo.store import diff_details
+
+    zone_store = resolve_store(store)
+    for number in (v1, v2):
+        _version_or_exit(zone_store, number)
+    details = diff_details(zone_store.load(v1), zone_store.load(v2))
+    if as_json:
+        print(json.dumps(details, ensure_ascii=False, indent=2))
+        return
+    table = Table("", "zone_id", "layer", "district", "name", "area km² before", "after", "changed fields")
+    for row in details["added"]:
+        table.add_row("+", row["zone_id"], row["layer"], row["district_code"], row["name_zh"], "", str(row["area_km2"]), "")
+    for row in details["removed"]:
+        table.add_row("-", row["zone_id"], row["layer"], row["district_code"], row["name_zh"], str(row["area_km2"]), "", "")
+    for row in details["changed"]:
+        table.add_row("~", row["zone_id"], row["layer"], row["district_code"], row["name_zh"],
+                      str(row["area_before_km2"]), str(row["area_after_km2"]), ", ".join(row["fields"]))
+    console.print(table)
+    console.print(f"total area {details['area_km2']['before']} -> {details['area_km2']['after']} km²", highlight=False)
+
+
+@app.command()
+def rollback(version: int = typer.Argument(..., help="The version to serve again."),
+             author: str | None = typer.Option(None, "--author"), store: Path | None = store_option()) -> None:
+    """Serve an earlier version again; recorded as a new version, so nothing is lost."""
+    import getpass
+
+    zone_store = resolve_store(store)
+    _version_or_exit(zone_store, version)
+    info = zone_store.rollback(version, author=author or getpass.getuser())
+    console.print(f"version {version} is served again as version {info.version} ({info.data_version})",
+                  highlight=False)
+
+
 base_app = typer.Typer(help="Regenerate the base layers in data/boundaries/base/.", no_args_is_help=True)
 app.add_typer(base_app, name="base")
 

@@ -24,7 +24,7 @@ import re
 import tempfile
 import warnings
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -364,7 +364,8 @@ def determine_crs(path: Path, layer: str | None, frame: gpd.GeoDataFrame,
         coords = shapely.get_coordinates(frame.geometry.values)
         if len(coords):
             with contextlib.suppress(gcrs.CoordinateError):
-                hint = f"; the coordinates look like {gcrs.detect_gk_crs(coords[:, 0], coords[:, 1]).reason}"
+                guess = gcrs.detect_gk_crs(coords[:, 0], coords[:, 1])
+                hint = f"; the eastings suggest {guess.crs} ({guess.reason}) — confirm it with the data's supplier"
         raise SourceError(f"{path.name}: {how} — the coordinate system is unknown and is not guessed; "
                           f"pass --crs (e.g. --crs EPSG:4548 or --crs EPSG:4527){hint} (缺少坐标系，请指定 --crs)")
     guess = _check_gk(declared, frame)
@@ -514,6 +515,18 @@ def _district_table(current: gpd.GeoDataFrame) -> tuple[gpd.GeoDataFrame | None,
     frame = pyogrio.read_dataframe(DISTRICTS_PATH, columns=["adcode", "name_zh"])
     names.update(zip(frame["adcode"].astype(str), frame["name_zh"].astype(str), strict=True))
     return frame, names, None
+
+
+def district_code(district: str, names: Mapping[str, str]) -> str:
+    """The adcode of ``district``: an adcode (110109) or a Chinese name (门头沟区 / 门头沟)."""
+    wanted = district.strip()
+    if schema.ADCODE_RE.match(wanted):
+        return wanted
+    codes = sorted(c for c, n in names.items() if wanted in (n, n.removesuffix("区")))
+    if len(codes) != 1:
+        raise SourceError(f"--district {district!r} is not a known district name; pass its 6-digit adcode, "
+                          "e.g. 110109 (门头沟区)")
+    return codes[0]
 
 
 def build_zones(frame: gpd.GeoDataFrame, geoms: np.ndarray, options: ImportOptions, *,
@@ -701,8 +714,9 @@ def prepare_import(path: Path, current: gpd.GeoDataFrame, options: ImportOptions
         raise SourceError(f"unknown layer {options.layer!r}; layers: {', '.join(schema.LAYERS)}")
     if options.accuracy is not None and options.accuracy not in schema.ACCURACY:
         raise SourceError(f"--accuracy {options.accuracy!r} is not one of {', '.join(schema.ACCURACY)}")
-    if options.district is not None and not schema.ADCODE_RE.match(options.district):
-        raise SourceError(f"--district {options.district!r} must be a 6-digit adcode, e.g. 110109")
+    districts, district_names, missing_reason = _district_table(current)
+    if options.district:
+        options = replace(options, district=district_code(options.district, district_names))
     report = ImportReport(source=source_name or path.name, source_sha256=file_sha256(path),
                           layer=options.layer)
     dataset = locate_dataset(path, workdir, options, limits)
@@ -719,7 +733,6 @@ def prepare_import(path: Path, current: gpd.GeoDataFrame, options: ImportOptions
     report.crs = gcrs.describe_crs(crs)
     report.warnings += notes
 
-    districts, district_names, missing_reason = _district_table(current)
     if options.district:
         report.district = {"code": options.district, "name": district_names.get(options.district, "?")}
     source_of, _ = _resolve_fields(frame, options)
@@ -738,8 +751,8 @@ def prepare_import(path: Path, current: gpd.GeoDataFrame, options: ImportOptions
         district_names=district_names, repaired=repaired, rules=rules)
     report.problems += problems
     report.accuracy = str(zones["accuracy"].iloc[0])
-    used = {v.removeprefix("column ").removesuffix(" (auto)") for v in report.fields.values()}
-    report.unmapped_columns = [c for c in frame.columns if c != frame.geometry.name and c not in used]
+    report.unmapped_columns = [c for c in frame.columns
+                               if c != frame.geometry.name and c not in source_of.values()]
     labels = {zid: _label(fid, name) for zid, fid, name in zip(zones["zone_id"], zones.index, names, strict=True)}
 
     try:
