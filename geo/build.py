@@ -32,6 +32,7 @@ from geo.recipes import (
     BaseLayers,
     BuildContext,
     BuiltZone,
+    NotDigitisedRef,
     Recipe,
     RecipeError,
     ZoneEntry,
@@ -180,11 +181,14 @@ def _declared_check(ctx: BuildContext, recipe: Recipe, report: Report, check: di
                            f"computed {report.areas[zid]:.2f} km², ratio {ratio:.3f}{source}")
     if "parts" in check and "cover" in check:
         tol = float(check.get("tolerance_pct", OVERLAP_TOLERANCE_PCT))
-        cover = ctx.evaluate(check["cover"], recipe)
-        missing = [p for p in check["parts"] if p not in report.areas]
         name = f"{', '.join(check['parts'])} partition {check['cover'] if isinstance(check['cover'], str) else 'the area'}"
+        missing = [p for p in check["parts"] if p not in report.areas]
         if missing:
             return CheckResult("geometry", name, False, f"parts not digitised: {', '.join(missing)}")
+        try:
+            cover = ctx.evaluate(check["cover"], recipe)
+        except NotDigitisedRef as exc:
+            return CheckResult("geometry", name, False, f"the covered area {exc}")
         return _partition_result(name, [report.built[p].geometry for p in check["parts"]], cover, tol)
     raise RecipeError(f"{where}: unknown check; use sum_of/equals, area_matches or parts/cover")
 
@@ -197,7 +201,8 @@ def _area_checks(ctx: BuildContext, report: Report) -> Iterable[CheckResult]:
             continue
         ratio = report.areas[zid] / float(stated)
         ok = abs(ratio - 1) * 100 <= AREA_TOLERANCE_PCT
-        detail = f"computed {report.areas[zid]:.2f} km² vs stated {stated:g} km², ratio {ratio:.3f}"
+        gap = report.areas[zid] - float(stated)
+        detail = f"computed {report.areas[zid]:.2f} km² vs stated {stated:g} km² (difference {gap:+.2f} km²), ratio {ratio:.3f}"
         if not ok:
             reason = data.get("stated_area_note") or "no explanation in the recipe"
             detail += f"; {data['accuracy']}: {reason}"

@@ -264,3 +264,16 @@ def test_report_command_prints_the_report(tmp_path, monkeypatch, capsys):
 def test_missing_recipe_folder_is_a_clear_error():
     with pytest.raises(RecipeError, match="recipe folder .* does not exist"):
         build_zones(Path("/nonexistent-recipes"), BASE_DIR)
+
+
+def test_a_declared_partition_of_an_undigitised_area_is_flagged_not_fatal(tmp_path):
+    folder = _tiny_recipes(tmp_path / "recipes", parent_digitised=True)
+    data = yaml.safe_load((folder / "t.yaml").read_text(encoding="utf-8"))
+    data["zones"].append({"id": "t-gone", "layer": "livestock_ban", "kind": "test", "name_zh": "无", "name_en": "gone",
+                          "document": "d", "rules": ["r"], "accuracy": "approximate",
+                          "geometry": {"op": "not_digitised", "reason": "no location"}})
+    data["checks"] = [{"parts": ["t-child"], "cover": "t-gone"}]
+    (folder / "t.yaml").write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    _, report = build_zones(folder, BASE_DIR)
+    check = _check(report, "t-child partition t-gone")
+    assert not check.passed and "not digitised" in check.detail
