@@ -190,13 +190,26 @@ def build(
     recipes: Path | None = recipes_option(),
     base: Path | None = base_option(),
     out: Path | None = typer.Option(None, "--out", help="Output folder (default data/boundaries)."),
+    update_store: bool = typer.Option(
+        False, "--update-store",
+        help="Also save the built zones as a new version of the zone store (replaces imported zones; "
+        "the previous version stays available for rollback)."),
+    store: Path | None = store_option(),
 ) -> None:
-    """Build the zones from the recipes: zones.geojson, layers/*.geojson and REPORT.md."""
+    """Build the zones from the recipes: zones.geojson, layers/*.geojson, not_digitised.json and REPORT.md."""
     from geo import paths
     from geo.build import write_build
+    from geo.store import content_hash
 
     zones, report = _build_in_memory(recipes, base)
     written = write_build(zones, report, out or paths.BOUNDARIES_DIR)
+    if update_store:
+        zone_store = resolve_store(store)
+        if content_hash(zone_store.load()) == content_hash(zones):
+            console.print(f"store {zone_store.path} already holds this build ({zone_store.current().data_version})")
+        else:
+            info = zone_store.save(zones, action="build", source="recipes")
+            console.print(f"store {zone_store.path}: new version {info.data_version} {info.as_dict()['summary']}")
     not_digitised = sum(not b.digitised for b in report.built.values())
     console.print(f"{len(zones)} zones built, {not_digitised} not digitised; "
                   f"checks: {len(report.checks) - len(report.flagged)} passed, {len(report.flagged)} flagged")

@@ -385,9 +385,35 @@ def geojson_text(zones: gpd.GeoDataFrame) -> str:
     return '{"type":"FeatureCollection","features":[\n' + ",\n".join(lines) + "\n]}\n"
 
 
+def not_digitised_records(report: Report) -> list[dict[str, Any]]:
+    """Zones the texts define but that could not be drawn, with their citation and reason.
+
+    The lookup answers list these for the district a point lies in: "not inside any
+    digitised zone" must never read as "not inside any zone".
+    """
+    out = []
+    for zid in sorted(report.built):
+        built = report.built[zid]
+        if built.digitised:
+            continue
+        data, recipe = built.entry.data, built.entry.recipe
+        doc = recipe.documents.get(data.get("document"), {})
+        district = {**recipe.district, **(data.get("district") or {})}
+        out.append({
+            "zone_id": zid, "layer": data["layer"], "kind": data["kind"],
+            "name_zh": data["name_zh"], "name_en": data["name_en"],
+            "district_code": str(district["code"]), "district_name": district["name_zh"],
+            "source_doc_no": doc.get("doc_no"),
+            "source_article": None if data.get("article") is None else str(data["article"]),
+            "stated_area_km2": data.get("stated_area_km2"), "reason": built.reason,
+        })
+    return out
+
+
 def build_outputs(zones: gpd.GeoDataFrame, report: Report) -> dict[str, str]:
     """Relative path -> text for every file a build writes."""
-    files = {"zones.geojson": geojson_text(zones), "REPORT.md": report.markdown()}
+    files = {"zones.geojson": geojson_text(zones), "REPORT.md": report.markdown(),
+             "not_digitised.json": json.dumps(not_digitised_records(report), ensure_ascii=False, indent=1) + "\n"}
     for layer in sorted(set(zones["layer"])):
         files[f"layers/{layer}.geojson"] = geojson_text(zones[zones["layer"] == layer])
     return files

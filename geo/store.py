@@ -247,6 +247,7 @@ class ZoneStore:
         fd, tmp_name = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp.gpkg", dir=self.path.parent)
         os.close(fd)
         tmp = Path(tmp_name)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; the store is meant to be opened in QGIS by others too
         try:
             if self.exists():
                 shutil.copyfile(self.path, tmp)
