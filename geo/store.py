@@ -29,8 +29,10 @@ from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 import pyogrio
+import shapely
 
 from geo import schema
 from geo.crs import geodesic_area_m2
@@ -81,10 +83,24 @@ def with_computed_area(zones: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     return out
 
 
+def _features_by_id(zones: gpd.GeoDataFrame) -> dict[str, dict[str, Any]]:
+    """GeoJSON features by zone id with the geometry as comparable text: rounded like the
+    GeoJSON, then in normal form, so the same shape drawn from another start vertex (as GIS
+    tools re-save rings), or a one-part MultiPolygon (as the GeoPackage stores a Polygon),
+    is not a change."""
+    features = schema.zones_to_geojson(zones)["features"]
+    geoms = shapely.set_precision(np.asarray(zones.geometry.values, dtype=object), 1e-7)
+    one_part = np.isin(shapely.get_type_id(geoms), (4, 5, 6)) & (shapely.get_num_geometries(geoms) == 1)
+    geoms = shapely.normalize(np.where(one_part, shapely.get_geometry(geoms, 0), geoms))
+    for feature, wkt in zip(features, shapely.to_wkt(geoms), strict=True):
+        feature["geometry"] = wkt
+    return {f["id"]: f for f in features}
+
+
 def diff_zones(old: gpd.GeoDataFrame, new: gpd.GeoDataFrame) -> dict[str, list[str]]:
     """Zone ids added, removed and changed (any attribute or the geometry) from old to new."""
-    old_by_id = {f["id"]: f for f in schema.zones_to_geojson(old)["features"]}
-    new_by_id = {f["id"]: f for f in schema.zones_to_geojson(new)["features"]}
+    old_by_id = _features_by_id(old)
+    new_by_id = _features_by_id(new)
     return {
         "added": sorted(set(new_by_id) - set(old_by_id)),
         "removed": sorted(set(old_by_id) - set(new_by_id)),
@@ -96,9 +112,8 @@ def diff_details(old: gpd.GeoDataFrame, new: gpd.GeoDataFrame) -> dict[str, Any]
     """diff_zones with each zone's name, layer, district and geodesic area before/after,
     the fields that changed, and the total area of each table (km²)."""
     ids = diff_zones(old, new)
-    old_a, new_a = (with_computed_area(f).set_index("zone_id", drop=False) for f in (old, new))
-    old_f = {f["id"]: f for f in schema.zones_to_geojson(old_a)["features"]}
-    new_f = {f["id"]: f for f in schema.zones_to_geojson(new_a)["features"]}
+    old_a, new_a = (with_computed_area(f) for f in (old, new))
+    old_f, new_f = _features_by_id(old_a), _features_by_id(new_a)
 
     def row(feature: dict[str, Any]) -> dict[str, Any]:
         p = feature["properties"]
