@@ -64,4 +64,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from api import admin  # import, versions, diff, rollback (off without ZONING_ADMIN_TOKEN)
 
     app.include_router(admin.router)
+
+    from api import map as map_viewer  # GET /map and its vendored assets under /static/vendor
+
+    app.include_router(map_viewer.router)
+    map_viewer.mount_assets(app)
     return app

@@ -260,6 +260,32 @@ def export_zones(
     console.print(f"wrote {len(zones)} zones to {path}", highlight=False)
 
 
+@app.command("map")
+def map_file(
+    out: Path = typer.Option(..., "--out", "-o", help="HTML file to write (written atomically)."),
+    lang: str = typer.Option("zh", "--lang", help="Page language: zh (default) or en."),
+    store: Path | None = store_option(),
+) -> None:
+    """Write the map as one self-contained HTML file that opens offline from disk (no lookup service)."""
+    import os
+
+    from maps.render import LANGS, standalone_html
+
+    if lang not in LANGS:
+        raise UserError(f"--lang must be one of {', '.join(LANGS)}, got {lang!r}")
+    if out.is_dir() or not out.resolve().parent.is_dir():
+        raise UserError(f"cannot write {out}: give a file name in an existing folder")
+    zone_store = resolve_store(store)
+    html = standalone_html(zone_store.load(), lang=lang, data_version=zone_store.current().data_version)
+    tmp = out.with_name(f".{out.name}.tmp")
+    try:
+        tmp.write_text(html, encoding="utf-8")
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    console.print(f"wrote {out} ({len(html.encode('utf-8')) // 1024} KiB)", highlight=False)
+
+
 def _print_import_report(report) -> None:
     """The import preview: where things came from, totals, samples, warnings, problems."""
     district = f"{report.district['name']} {report.district['code']}" if report.district else "all districts"

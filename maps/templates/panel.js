@@ -1,0 +1,349 @@
+/* Side panel of the zoning map: popups, search, click/typed-coordinate checks, site checks.
+ *
+ * No coordinate maths here: a typed coordinate goes to the API with its CRS, and the
+ * marker is placed at the WGS84 point the API sends back. Clicked points are already
+ * WGS84 (the map's own coordinates).
+ */
+(function () {
+  "use strict";
+
+  var T = {
+    zh: {
+      loading: "查询中…", inside: "位于以下分区内", none: "不在任何分区内",
+      nearby: "附近的分区边界", point: "查询点", input: "输入", showOnMap: "在地图上显示",
+      site: "地块查询", siteArea: "地块面积", overlap: "重叠面积", shareOfSite: "占地块",
+      shareOfZone: "占分区", noOverlap: "地块不与任何分区重叠", error: "查询失败",
+      network: "无法连接查询服务", badNumber: "请输入数字形式的经度和纬度",
+      standalone: "离线导出文件没有查询服务：请用 zoning serve 打开地图进行点位和地块查询。",
+      layer: "图层", kind: "类型", district: "所属区", document: "依据文件", article: "条款",
+      issuer: "发布机关", dates: "日期", issued: "发布", effective: "施行", until: "废止",
+      inForce: "现行有效", area: "面积", stated: "文件所述", computed: "计算", accuracy: "边界精度",
+      method: "方法", parent: "上级分区", rules: "管控规定", notes: "备注", dataVersion: "数据版本",
+      noMatch: "没有匹配的分区", km2: "平方公里", distance: "距离"
+    },
+    en: {
+      loading: "Checking…", inside: "Inside these zones", none: "Not inside any zone",
+      nearby: "Nearest zone boundaries", point: "Point", input: "input", showOnMap: "Show on map",
+      site: "Site check", siteArea: "Site area", overlap: "Overlap", shareOfSite: "of site",
+      shareOfZone: "of zone", noOverlap: "The site overlaps no zone", error: "Check failed",
+      network: "Cannot reach the lookup service", badNumber: "Enter longitude and latitude as numbers",
+      standalone: "This offline export has no lookup service: open the map with zoning serve to check points and sites.",
+      layer: "Layer", kind: "Kind", district: "District", document: "Document", article: "Article",
+      issuer: "Issuer", dates: "Dates", issued: "issued", effective: "in force from", until: "repealed",
+      inForce: "in force", area: "Area", stated: "stated", computed: "computed", accuracy: "Accuracy",
+      method: "Method", parent: "Parent zone", rules: "Rules", notes: "Notes", dataVersion: "data version",
+      noMatch: "No matching zone", km2: "km²", distance: "distance"
+    }
+  };
+
+  // Leaflet.draw reads its labels when its toolbar is built, before init() runs.
+  if (window.L && L.drawLocal && document.documentElement.lang.indexOf("zh") === 0) {
+    var d = L.drawLocal.draw, e = L.drawLocal.edit;
+    d.toolbar.actions = { title: "取消绘制", text: "取消" };
+    d.toolbar.finish = { title: "完成绘制", text: "完成" };
+    d.toolbar.undo = { title: "删除最后一个点", text: "撤销" };
+    d.toolbar.buttons.polygon = "画多边形地块并查询";
+    d.toolbar.buttons.rectangle = "画矩形地块并查询";
+    d.handlers.polygon.tooltip = { start: "点击开始绘制", cont: "点击继续绘制", end: "点击第一个点结束" };
+    d.handlers.rectangle.tooltip.start = "按住并拖动绘制矩形";
+    d.handlers.simpleshape.tooltip.end = "松开鼠标完成绘制";
+    e.toolbar.actions.save = { title: "保存修改", text: "保存" };
+    e.toolbar.actions.cancel = { title: "放弃修改", text: "取消" };
+    e.toolbar.actions.clearAll = { title: "清除全部地块", text: "全部清除" };
+    e.toolbar.buttons = { edit: "编辑地块", editDisabled: "没有可编辑的地块", remove: "删除地块", removeDisabled: "没有可删除的地块" };
+  }
+
+  var S = { map: null, cfg: null, overlays: {}, byId: {}, entries: [], marker: null, seq: 0, tool: false };
+
+  function t(key) { return (T[S.cfg.lang] || T.zh)[key] || key; }
+  function esc(value) {
+    return String(value === null || value === undefined ? "" : value).replace(/[&<>"']/g, function (c) {
+      return { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c];
+    });
+  }
+  function has(value) { return value !== null && value !== undefined && value !== ""; }
+  function layerTitle(id) {
+    var spec = S.cfg.layers[id];
+    return spec ? spec[S.cfg.lang] : (id || "");
+  }
+  function layerColor(id) { var spec = S.cfg.layers[id]; return spec ? spec.color : "#888"; }
+  function accuracyText(key) {
+    var spec = S.cfg.accuracy[key];
+    return spec ? spec[S.cfg.lang] : (key || "");
+  }
+  function names(p) {
+    return "<b>" + esc(p.name_zh) + "</b>" + (has(p.name_en) ? "<br><span class=\"zp-sub\">" + esc(p.name_en) + "</span>" : "");
+  }
+  function km2(value) { return has(value) ? Number(value).toLocaleString(undefined, { maximumFractionDigits: 3 }) + " " + t("km2") : "—"; }
+  function metres(value) {
+    if (!has(value)) return "";
+    return value >= 1000 ? (value / 1000).toFixed(value >= 10000 ? 1 : 2) + " km" : Math.round(value) + " m";
+  }
+  function area(m2) {
+    if (!has(m2)) return "—";
+    return m2 >= 1e6 ? (m2 / 1e6).toFixed(3) + " " + t("km2") : Math.round(m2).toLocaleString() + " m²";
+  }
+  function percent(share) { return has(share) ? (share * 100).toFixed(share < 0.01 ? 2 : 1) + "%" : "—"; }
+  function ruleText(rule) {
+    if (S.cfg.lang === "en" && has(rule.text_en)) {
+      return esc(rule.text_en) + (has(rule.text_zh) ? "<br><span class=\"zp-sub\">" + esc(rule.text_zh) + "</span>" : "");
+    }
+    return esc(rule.text_zh || rule.text_en || rule.code);
+  }
+  function row(label, html) { return html ? "<tr><th>" + esc(t(label)) + "</th><td>" + html + "</td></tr>" : ""; }
+
+  function popupHtml(p) {
+    var doc = [p.source_doc_no, has(p.source_title) ? "《" + p.source_title + "》" : ""].filter(has).map(esc).join(" ");
+    var dates = [
+      has(p.issued_on) ? t("issued") + " " + esc(p.issued_on) : "",
+      has(p.effective_from) ? t("effective") + " " + esc(p.effective_from) : "",
+      has(p.effective_to) ? t("until") + " " + esc(p.effective_to) : t("inForce")
+    ].filter(has).join("；");
+    var parent = "";
+    if (has(p.parent_id)) {
+      var pe = S.byId[p.parent_id];
+      parent = "<a data-zone=\"" + esc(p.parent_id) + "\">" + esc(pe ? pe.props.name_zh : p.parent_id) + "</a>";
+    }
+    var rules = (p.rules || []).map(function (r) { return "<li>" + ruleText(r) + "</li>"; }).join("");
+    return "<div class=\"zp-popup\" data-zone-id=\"" + esc(p.zone_id) + "\"><h3>" + esc(p.name_zh) + "</h3>" +
+      (has(p.name_en) ? "<div class=\"zp-sub\">" + esc(p.name_en) + "</div>" : "") +
+      "<table class=\"zp-table\">" +
+      row("layer", esc(layerTitle(p.layer)) + (has(p.kind) ? " · " + esc(p.kind) : "")) +
+      row("district", esc(p.district_name)) +
+      row("document", doc) +
+      row("article", esc(p.source_article)) +
+      row("issuer", esc(p.issuer)) +
+      row("dates", dates) +
+      row("area", t("stated") + " " + km2(p.stated_area_km2) + "；" + t("computed") + " " + km2(p.area_km2)) +
+      row("accuracy", "<span class=\"zp-badge " + esc(p.accuracy) + "\">" + esc(accuracyText(p.accuracy)) + "</span>") +
+      row("method", esc(p.method)) +
+      row("parent", parent) +
+      row("notes", esc(p.notes)) +
+      "</table>" + (rules ? "<b>" + esc(t("rules")) + "</b><ul>" + rules + "</ul>" : "") + "</div>";
+  }
+
+  function tooltipHtml(p) {
+    return names(p) + "<br><span class=\"zp-tt-layer\">" + esc(layerTitle(p.layer)) + "</span>";
+  }
+
+  // ------------------------------------------------------------------ result panel
+
+  function panel(state, html) {
+    var el = document.getElementById("zp-result");
+    el.innerHTML = html;
+    el.setAttribute("data-state", state);
+    el.setAttribute("data-seq", String(S.seq));
+    if (state !== "loading") el.scrollIntoView({ block: "nearest" });
+  }
+
+  function zoneCard(z, extra) {
+    var rules = (z.rules || []).map(function (r) { return "<li>" + ruleText(r) + "</li>"; }).join("");
+    var doc = [z.source_doc_no, z.source_article].filter(has).map(esc).join(" · ");
+    return "<div class=\"zp-card\" data-zone-id=\"" + esc(z.zone_id) + "\" style=\"border-left-color:" +
+      esc(layerColor(z.layer)) + "\"><h3>" + esc(z.name_zh) + "</h3>" +
+      (has(z.name_en) ? "<div class=\"zp-sub\">" + esc(z.name_en) + "</div>" : "") +
+      "<div class=\"zp-meta\">" + esc(layerTitle(z.layer)) + (doc ? " · " + doc : "") + "</div>" +
+      (has(z.accuracy) ? "<span class=\"zp-badge " + esc(z.accuracy) + "\">" + esc(accuracyText(z.accuracy)) + "</span>" : "") +
+      (extra || "") + (rules ? "<ul>" + rules + "</ul>" : "") +
+      (S.byId[z.zone_id] ? "<button type=\"button\" class=\"zp-show\" data-zone=\"" + esc(z.zone_id) + "\">" +
+        esc(t("showOnMap")) + "</button>" : "") + "</div>";
+  }
+
+  function lonLat(point) {
+    if (!point) return null;
+    if (Array.isArray(point)) return [Number(point[0]), Number(point[1])];
+    if (has(point.lon)) return [Number(point.lon), Number(point.lat)];
+    if (point.coordinates) return [Number(point.coordinates[0]), Number(point.coordinates[1])];
+    return null;
+  }
+
+  function disclaimer(body) {
+    return has(body.disclaimer) ? "<p class=\"zp-disclaimer\">" + esc(body.disclaimer) + "</p>" : "";
+  }
+
+  function renderCheck(body) {
+    var point = body.point || {};
+    var wgs = lonLat(point.wgs84);
+    if (wgs) placeMarker(wgs);
+    var typed = lonLat(point.input);
+    var html = "<h2>" + esc(t("point")) + "</h2><div class=\"zp-point\">WGS84 " +
+      (wgs ? wgs[0].toFixed(6) + ", " + wgs[1].toFixed(6) : "") +
+      (typed && has(point.crs) && point.crs !== "wgs84" ? " (" + esc(t("input")) + " " + esc(point.crs) + " " +
+        typed[0] + ", " + typed[1] + ")" : "") + "</div>";
+    var inside = body.inside || [];
+    if (inside.length) {
+      html += "<h2>" + esc(t("inside")) + " (" + inside.length + ")</h2>" + inside.map(function (z) { return zoneCard(z); }).join("");
+    } else {
+      html += "<div class=\"zp-none\">" + esc(t("none")) + "</div>";
+    }
+    var nearby = body.nearby || [];
+    if (nearby.length) {
+      html += "<h2>" + esc(t("nearby")) + "</h2><ul class=\"zp-list\">" + nearby.map(function (z) {
+        return "<li data-zone=\"" + esc(z.zone_id) + "\">" + esc(z.name_zh) + " · " + esc(layerTitle(z.layer)) +
+          " — " + esc(metres(z.distance_m)) + "</li>";
+      }).join("") + "</ul>";
+    }
+    panel("done", html + disclaimer(body));
+  }
+
+  function renderSite(body) {
+    var zones = body.zones || body.overlaps || [];
+    var html = "<h2>" + esc(t("site")) + "</h2><div class=\"zp-point\">" + esc(t("siteArea")) + " " +
+      esc(area(body.site_area_m2 !== undefined ? body.site_area_m2 : (body.site || {}).area_m2)) + "</div>";
+    if (zones.length) {
+      html += zones.map(function (z) {
+        var extra = "<div class=\"zp-meta\">" + esc(t("overlap")) + " " + esc(area(z.overlap_m2 !== undefined ? z.overlap_m2 : z.overlap_area_m2)) +
+          " · " + esc(percent(z.share_of_site)) + " " + esc(t("shareOfSite")) +
+          " · " + esc(percent(z.share_of_zone)) + " " + esc(t("shareOfZone")) + "</div>";
+        return zoneCard(z, extra);
+      }).join("");
+    } else {
+      html += "<div class=\"zp-none\">" + esc(t("noOverlap")) + "</div>";
+    }
+    panel("done", html + disclaimer(body));
+  }
+
+  function fail(detail) {
+    if (detail && typeof detail !== "string") detail = JSON.stringify(detail);
+    panel("error", "<div class=\"zp-error\"><b>" + esc(t("error")) + "</b><br>" + esc(detail || t("network")) + "</div>");
+  }
+
+  function request(url, init, render) {
+    if (!S.cfg.api) { panel("done", "<div class=\"zp-error\">" + esc(t("standalone")) + "</div>"); return; }
+    var seq = ++S.seq;
+    panel("loading", "<p>" + esc(t("loading")) + "</p>");
+    fetch(url, init).then(function (response) {
+      return response.json().then(function (body) { return { ok: response.ok, body: body }; },
+        function () { return { ok: false, body: { detail: response.status + " " + response.statusText } }; });
+    }).then(function (res) {
+      if (seq !== S.seq) return;  // a newer request superseded this one
+      if (res.ok) render(res.body); else fail(res.body.detail);
+    }, function () { if (seq === S.seq) fail(t("network")); });
+  }
+
+  function check(x, y, crs) {
+    var q = new URLSearchParams({ lon: String(x), lat: String(y), crs: crs, lang: S.cfg.lang });
+    request(S.cfg.api + "check?" + q.toString(), { headers: { Accept: "application/json" } }, renderCheck);
+  }
+
+  function checkLatLng(latlng) {
+    if (S.tool) return;  // a click that belongs to drawing or measuring
+    check(latlng.lng.toFixed(7), latlng.lat.toFixed(7), "wgs84");
+  }
+
+  function checkSite(layer) {
+    var feature = layer.toGeoJSON();
+    request(S.cfg.api + "check/site?lang=" + S.cfg.lang, {
+      method: "POST", headers: { "Content-Type": "application/json", Accept: "application/json" },
+      body: JSON.stringify(feature)
+    }, renderSite);
+  }
+
+  function placeMarker(lonlat) {
+    var latlng = L.latLng(lonlat[1], lonlat[0]);
+    if (S.marker) S.marker.setLatLng(latlng);
+    else {
+      S.marker = L.circleMarker(latlng, { radius: 7, color: "#111", weight: 2, fillColor: "#ffeb3b", fillOpacity: 1,
+        interactive: false, className: "zoning-check-marker" }).addTo(S.map);
+    }
+    if (!S.map.getBounds().contains(latlng)) S.map.setView(latlng, Math.max(S.map.getZoom(), 12));
+  }
+
+  // ------------------------------------------------------------------ zones
+
+  function focusZone(id) {
+    var entry = S.byId[id];
+    if (!entry) return;
+    var overlay = S.overlays[entry.props.layer];
+    if (overlay && !S.map.hasLayer(overlay)) S.map.addLayer(overlay);
+    var bounds = entry.layer.getBounds ? entry.layer.getBounds() : L.latLngBounds([entry.layer.getLatLng()]);
+    S.map.fitBounds(bounds, { maxZoom: 15, padding: [20, 20] });
+    entry.layer.openPopup();
+  }
+
+  function search(query) {
+    var list = document.getElementById("zp-search-results");
+    var q = query.trim().toLowerCase();
+    if (!q) { list.innerHTML = ""; return; }
+    var hits = S.entries.filter(function (e) {
+      var p = e.props;
+      return [p.name_zh, p.name_en, p.zone_id, p.kind].some(function (v) { return has(v) && String(v).toLowerCase().indexOf(q) >= 0; });
+    }).slice(0, 50);
+    list.innerHTML = hits.length ? hits.map(function (e) {
+      return "<li tabindex=\"0\" data-zone=\"" + esc(e.props.zone_id) + "\">" + esc(e.props.name_zh) +
+        " <span class=\"zp-sub\">" + esc(e.props.name_en) + " · " + esc(layerTitle(e.props.layer)) + "</span></li>";
+    }).join("") : "<li class=\"zp-sub\">" + esc(t("noMatch")) + "</li>";
+  }
+
+  function onZoneLink(event) {
+    var target = event.target.closest("[data-zone]");
+    if (target && S.byId[target.getAttribute("data-zone")]) {
+      event.preventDefault();
+      focusZone(target.getAttribute("data-zone"));
+    }
+  }
+
+  // ------------------------------------------------------------------ public
+
+  window.ZoningMap = {
+    /* GeoJson onEachFeature for every zone overlay. */
+    bindZone: function (feature, layer) {
+      var p = feature.properties;
+      // Content as functions: this runs while the overlays are built, before init().
+      layer.bindTooltip(function () { return tooltipHtml(p); }, { sticky: true });
+      // A click on a zone also bubbles to the map, whose handler runs the point check.
+      layer.bindPopup(function () { return popupHtml(p); }, { maxWidth: 380 });
+    },
+
+    init: function (map, overlays, cfg) {
+      S.map = map; S.cfg = cfg; S.overlays = overlays;
+      window.ZoningMap.map = map;
+      Object.keys(overlays).forEach(function (layerId) {
+        overlays[layerId].eachLayer(function (layer) {
+          var entry = { props: layer.feature.properties, layer: layer };
+          S.entries.push(entry);
+          S.byId[entry.props.zone_id] = entry;
+        });
+      });
+      map.on("click", function (e) { checkLatLng(e.latlng); });
+      // While drawing or measuring, clicks belong to the tool. Release a little after the
+      // tool stops so the finishing click is not taken as a check.
+      function busy() { S.tool = true; }
+      function idle() { setTimeout(function () { S.tool = false; }, 300); }
+      map.on("draw:drawstart draw:editstart draw:deletestart measurestart", busy);
+      map.on("draw:drawstop draw:editstop draw:deletestop measurefinish", idle);
+      map.on("draw:created", function (e) { checkSite(e.layer); });
+      map.on("draw:edited", function (e) { e.layers.eachLayer(checkSite); });
+
+      var input = document.getElementById("zp-search");
+      input.addEventListener("input", function () { search(input.value); });
+      document.getElementById("zoning-panel").addEventListener("click", onZoneLink);
+      document.getElementById("zoning-panel").addEventListener("keydown", function (e) {
+        if (e.key === "Enter") onZoneLink(e);
+      });
+      map.getContainer().addEventListener("click", function (e) {
+        if (e.target.closest && e.target.closest(".zp-popup [data-zone]")) onZoneLink(e);
+      });
+
+      document.getElementById("zp-locate").addEventListener("submit", function (e) {
+        e.preventDefault();
+        var lon = document.getElementById("zp-lon").value.trim();
+        var lat = document.getElementById("zp-lat").value.trim();
+        if (!isFinite(Number(lon)) || !isFinite(Number(lat)) || lon === "" || lat === "") { fail(t("badNumber")); return; }
+        check(lon, lat, document.getElementById("zp-crs").value);
+      });
+
+      var lang = document.getElementById("zp-lang");
+      if (lang) {  // keep ?zone= and the rest of the query when switching language
+        var url = new URL(window.location.href);
+        url.searchParams.set("lang", cfg.lang === "zh" ? "en" : "zh");
+        lang.setAttribute("href", url.search);
+      }
+      if (cfg.focus && S.byId[cfg.focus.zone_id]) focusZone(cfg.focus.zone_id);
+      document.body.setAttribute("data-zoning-ready", "1");
+    },
+
+    check: check,
+    focusZone: focusZone
+  };
+})();
