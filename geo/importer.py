@@ -769,8 +769,12 @@ def prepare_import(path: Path, current: gpd.GeoDataFrame, options: ImportOptions
                                "area_delta_km2": round(after - before, 6)})
     flagged = {p.split(":")[0] for p in report.problems}
     imported = with_computed_area(schema.normalize_zones(zones.reset_index(drop=True)))
+    scope = replace_scope(current, options.layer, options.district)
+    kept_ids = set(current[~scope]["zone_id"])
     try:
-        schema.validate_zones(imported)
+        # parents among the kept zones are fine; the merged table is validated below
+        schema.validate_zones(imported.assign(parent_id=[None if p in kept_ids else p
+                                                         for p in imported["parent_id"]]))
     except schema.ZoneValidationError as exc:
         relabelled = _relabel(exc.problems, labels)
         # geometry problems were already reported with their location in the source CRS
@@ -801,14 +805,13 @@ def prepare_import(path: Path, current: gpd.GeoDataFrame, options: ImportOptions
         report.district_check, report.warnings, report.problems = rows, report.warnings + notes, \
             report.problems + problems
 
-    scope = replace_scope(current, options.layer, options.district)
     report.replaces = {str(k): int(v) for k, v in current[scope]["district_code"].value_counts().items()}
     if not options.district:
         report.warnings.append(f"no --district: the import replaces layer {options.layer!r} in every district "
                                f"({sum(report.replaces.values())} zone(s))")
     merged = pd.concat([current[~scope], imported], ignore_index=True)
     merged = gpd.GeoDataFrame(merged, geometry="geometry", crs=schema.CRS)
-    clash = sorted(set(current[~scope]["zone_id"]) & set(imported["zone_id"]))
+    clash = sorted(kept_ids & set(imported["zone_id"]))
     if clash:
         report.problems.append(f"zone id(s) {', '.join(clash)} are already used by zones outside the replaced "
                                "scope (another layer or district); map zone_id to other values")

@@ -35,7 +35,7 @@ from geo.importer import (
     run_import,
 )
 from geo.store import ZoneStore
-from tests.conftest import REPO, make_zone
+from tests.conftest import REPO
 
 IMPORT_LAYER = "collaboration"
 DISTRICT = "110109"  # 门头沟区
@@ -47,19 +47,17 @@ HOLE_RADIUS_M = 300.0
 
 
 @pytest.fixture
-def base_zones():
-    """What the service holds before an import: zones of the import layer in 门头沟 (one of them
-    multi-part), the same layer in 海淀, and another layer in 门头沟."""
-    return schema.zones_from_records([
-        make_zone("mtg-a", shapely.box(115.80, 39.95, 115.86, 40.00), layer=IMPORT_LAYER, name_zh="甲协作区"),
-        make_zone("mtg-b", shapely.MultiPolygon([shapely.box(115.90, 39.95, 115.93, 39.98),
-                                                 shapely.box(115.95, 39.95, 115.98, 39.98)]),
-                  layer=IMPORT_LAYER, name_zh="乙协作区"),
-        make_zone("mtg-c", shapely.box(115.88, 40.00, 115.95, 40.05), layer=IMPORT_LAYER, name_zh="丙协作区"),
-        make_zone("hd-a", shapely.box(116.20, 39.98, 116.25, 40.02), layer=IMPORT_LAYER,
-                  district_code="110108", district_name="海淀区", name_zh="海淀协作区"),
-        make_zone("mtg-ban", shapely.box(115.70, 39.95, 115.75, 40.00), name_zh="禁养区"),
-    ])
+def base_zones(bundled_zones):
+    """What the service holds before an import: the bundled zones."""
+    return bundled_zones
+
+
+@pytest.fixture
+def replaced(base_zones):
+    """The zones an import of the layer in 门头沟 replaces (one of them multi-part)."""
+    zones = base_zones[(base_zones.layer == IMPORT_LAYER) & (base_zones.district_code == DISTRICT)]
+    assert len(zones) >= 3 and (zones.geom_type == "MultiPolygon").any()
+    return zones
 
 
 @pytest.fixture
@@ -81,10 +79,10 @@ def chinese_date(iso: str) -> str:
 
 
 @pytest.fixture
-def official(base_zones):
+def official(replaced):
     """The district's zones of the import layer as a bureau hands them over: Chinese column
     names, dates in Chinese notation, areas in hectares; the first zone has a hole."""
-    zones = base_zones[(base_zones.layer == IMPORT_LAYER) & (base_zones.district_code == DISTRICT)]
+    zones = replaced
     geoms = [holed(zones.geometry.iloc[0]), *zones.geometry.iloc[1:]]
     hectares = gcrs.geodesic_area_m2(geoms) / 1e4
     return gpd.GeoDataFrame({
@@ -97,6 +95,11 @@ def official(base_zones):
         "生效日期": [d.replace("-", "/") for d in zones.effective_from],
         "面积": hectares.round(2).tolist(),
     }, geometry=geoms, crs="EPSG:4326")
+
+
+def first_label(official) -> str:
+    """How problems name the first feature of a file."""
+    return f"FID 0 «{official['名称'].iloc[0]}»"
 
 
 def options(**overrides) -> ImportOptions:
@@ -151,7 +154,7 @@ def assert_same_shapes(stored, official_frame):
 # ---------------------------------------------------------------- formats, encodings, CRS
 
 
-def test_gbk_shapefile_in_zone_prefixed_gk_is_decoded_and_reprojected(tmp_path, store, official):
+def test_gbk_shapefile_in_zone_prefixed_gk_is_decoded_and_reprojected(tmp_path, store, official, replaced):
     shp = write_shapefile(official, tmp_path / "src", "EPSG:4527")
     archive = zip_with_gbk_names(shapefile_parts(shp), tmp_path / "官方分区.zip", "门头沟协作区")
     report = run_import(store, archive, options(), dry_run=False, author="tester")
@@ -165,7 +168,8 @@ def test_gbk_shapefile_in_zone_prefixed_gk_is_decoded_and_reprojected(tmp_path, 
     assert any(len(p.interiors) for g in stored.geometry for p in shapely.get_parts(g))
     assert any(g.geom_type == "MultiPolygon" for g in stored.geometry)
     # Chinese dates and hectares are normalised to the schema's ISO dates and km²
-    assert set(stored.issued_on) == {"2020-02-25"} and set(stored.effective_from) == {"2020-02-25"}
+    dates = {(z.name_zh, z.issued_on, z.effective_from) for z in replaced.itertuples()}
+    assert {(z.name_zh, z.issued_on, z.effective_from) for z in stored.itertuples()} == dates
     assert stored.stated_area_km2.tolist() == pytest.approx(stored.area_km2.tolist(), rel=1e-3)
     info = store.current()
     assert (info.action, info.author, info.source, info.source_sha256) == (
@@ -219,7 +223,7 @@ def test_geopackage_with_two_layers_lists_them_until_one_is_chosen(tmp_path, sto
     pyogrio.write_dataframe(gcrs.frame_from_wgs84(official, "EPSG:4548"), gpkg, layer="协作区")
     outline = gpd.GeoDataFrame({"名称": ["门头沟区"]}, geometry=[shapely.box(115.4, 39.8, 116.2, 40.2)], crs=4326)
     pyogrio.write_dataframe(outline, gpkg, layer="区界")
-    with pytest.raises(SourceError, match=r"2 layers; choose one with --layer-name: .*协作区 \(.*3 features\).*区界"):
+    with pytest.raises(SourceError, match=r"2 layers; choose one with --layer-name: .*协作区 \(.*\d features\).*区界"):
         run_import(store, gpkg, options(), dry_run=True, author="t")
     with pytest.raises(SourceError, match="has no layer '禁养区'"):
         run_import(store, gpkg, options(layer_name="禁养区"), dry_run=True, author="t")
@@ -308,7 +312,7 @@ def test_missing_citation_is_reported_per_feature_and_nothing_is_written(tmp_pat
     before = digest(store.path)
     report = run_import(store, shp, options(), dry_run=False, author="t")
     assert not report.ok and report.version is None
-    assert any(p.startswith("FID 0 «甲协作区»") and "source_doc_no is required" in p for p in report.problems)
+    assert any(p.startswith(first_label(official)) and "source_doc_no is required" in p for p in report.problems)
     assert digest(store.path) == before and [v.version for v in store.versions()] == [1]
 
 
@@ -320,7 +324,7 @@ def test_bow_tie_is_refused_naming_feature_and_location(tmp_path, store, officia
     before = digest(store.path)
     report = run_import(store, shp, options(), dry_run=False, author="t")
     problem = next(p for p in report.problems if "invalid geometry" in p)
-    assert problem.startswith("FID 0 «甲协作区»") and "Self-intersection" in problem and "--repair" in problem
+    assert problem.startswith(first_label(official)) and "Self-intersection" in problem and "--repair" in problem
     lon, lat = (float(v) for v in re.search(r"lon ([\d.]+), lat ([\d.]+)", problem).groups())
     assert (lon, lat) == pytest.approx((115.83, 39.975), abs=1e-4)  # where the two edges cross
     assert digest(store.path) == before
@@ -334,13 +338,13 @@ def test_repair_makes_the_bow_tie_valid_and_reports_the_area_change(tmp_path, st
     report = run_import(store, shp, options(repair=True), dry_run=False, author="t")
     assert report.ok, report.problems
     [repair] = report.repairs
-    assert repair["feature"] == "FID 0 «甲协作区»"
+    assert repair["feature"] == first_label(official)
     # drawn as a bow-tie the two lobes cancel; repaired, both triangles count (half the box)
     box_km2 = gcrs.geodesic_area_m2(shapely.box(115.80, 39.95, 115.86, 40.00)) / 1e6
     assert repair["area_before_km2"] == pytest.approx(0, abs=1e-3)
     assert repair["area_after_km2"] == pytest.approx(box_km2 / 2, rel=1e-3)
     stored = layer_zones(store)
-    fixed = stored[stored.name_zh == "甲协作区"].iloc[0]
+    fixed = stored[stored.name_zh == official["名称"].iloc[0]].iloc[0]
     assert fixed.geometry.is_valid and "make_valid" in fixed.method
 
 
@@ -350,14 +354,14 @@ def test_dry_run_previews_counts_areas_crs_encoding_extent_and_samples(tmp_path,
     report = run_import(store, shp, options(), dry_run=True, author="t")
     assert report.ok and report.dry_run and report.version is None
     assert digest(store.path) == before
-    assert (report.features, report.zones) == (3, 3)
+    assert report.features == report.zones == len(official)
     assert report.area_km2 == pytest.approx(gcrs.geodesic_area_m2(official.geometry.values).sum() / 1e6, rel=1e-4)
     assert report.stated_area_km2 == pytest.approx(report.area_km2, rel=1e-3)
     minx, miny, maxx, maxy = official.total_bounds
     assert report.extent == pytest.approx([minx, miny, maxx, maxy], abs=1e-6)
     assert [s["name_zh"] for s in report.sample] == official["名称"].tolist()
     assert report.accuracy == "approximate" and "--accuracy official" in report.fields["accuracy"]
-    assert report.replaces == {DISTRICT: 3}
+    assert report.replaces == {DISTRICT: len(official)}
     assert {r["name_zh"] for r in report.changes["added"]} == set(official["名称"])
     assert report.district_check == [{"district_code": DISTRICT, "district_name": "门头沟区", "outside_share": 0.0}]
 
@@ -366,24 +370,25 @@ def test_data_outside_the_expected_district_is_flagged(tmp_path, store, official
     shp = write_shapefile(official, tmp_path / "src", "EPSG:4527")
     report = run_import(store, shp, options(district=OTHER_DISTRICT), dry_run=True, author="t")
     assert any(p.startswith("all imported data lies outside 平谷区 (110117)") for p in report.problems)
-    # one zone of four in 海淀: a warning with the share, not a refusal
+    # one more zone, east of 门头沟 in 海淀 and 朝阳: a warning with the share, not a refusal
     stray = gpd.GeoDataFrame({**{c: [official[c].iloc[0]] for c in official.columns if c != "geometry"},
-                              "名称": ["海淀飞地"]}, geometry=[shapely.box(116.20, 39.98, 116.28, 40.05)], crs=4326)
+                              "名称": ["飞地"]}, geometry=[shapely.box(116.20, 39.90, 116.45, 40.15)], crs=4326)
     shp = write_shapefile(pd.concat([official, stray], ignore_index=True), tmp_path / "src2", "EPSG:4527")
     report = run_import(store, shp, options(), dry_run=True, author="t")
     assert report.ok, report.problems
     assert any("of the imported data lies outside 门头沟区 (110109)" in w for w in report.warnings)
 
 
-def test_import_replaces_only_its_layer_and_district(tmp_path, store, official):
+def test_import_replaces_only_its_layer_and_district(tmp_path, store, official, replaced):
     before = store.load().set_index("zone_id")
     shp = write_shapefile(official, tmp_path / "src", "EPSG:4527")
     report = run_import(store, shp, options(), dry_run=False, author="t")
     after = store.load().set_index("zone_id")
-    kept = ["hd-a", "mtg-ban"]
+    kept = sorted(set(before.index) - set(replaced.zone_id))
+    assert set(before.loc[kept].layer) > {IMPORT_LAYER} and set(before.loc[kept].district_code) > {DISTRICT}
     assert after.loc[kept].drop(columns="geometry").equals(before.loc[kept].drop(columns="geometry"))
-    assert not set(after.index) & {"mtg-a", "mtg-b", "mtg-c"}
-    assert sorted(z["zone_id"] for z in report.changes["removed"]) == ["mtg-a", "mtg-b", "mtg-c"]
+    assert not set(after.index) & set(replaced.zone_id)
+    assert sorted(z["zone_id"] for z in report.changes["removed"]) == sorted(replaced.zone_id)
 
 
 def test_generated_zone_ids_are_stable_across_reimports(tmp_path, store, official):
@@ -396,18 +401,20 @@ def test_generated_zone_ids_are_stable_across_reimports(tmp_path, store, officia
     assert report.version["summary"] == {"added": [], "removed": [], "changed": []}
 
 
-def test_mapped_ids_and_rules_from_replace_approximations_in_place(tmp_path, store, official):
+def test_mapped_ids_and_rules_from_replace_approximations_in_place(tmp_path, store, official, replaced):
+    holed_id, plain_id = replaced.zone_id.iloc[0], replaced.zone_id.iloc[1]
     shp = write_shapefile(official, tmp_path / "src", "EPSG:4527")
-    report = run_import(store, shp, options(mapping={"zone_id": "标识"}, accuracy="official", rules_from="mtg-a"),
+    report = run_import(store, shp, options(mapping={"zone_id": "标识"}, accuracy="official", rules_from=plain_id),
                         dry_run=False, author="t")
     assert report.ok, report.problems
     changed = {c["zone_id"]: c for c in report.changes["changed"]}
-    assert set(changed) == {"mtg-a", "mtg-b", "mtg-c"}
-    assert "geometry" in changed["mtg-a"]["fields"] and changed["mtg-a"]["area_delta_km2"] < 0  # the hole
-    assert "geometry" not in changed["mtg-b"]["fields"] and changed["mtg-b"]["area_delta_km2"] == 0
+    assert set(changed) == set(replaced.zone_id) and not report.changes["added"] + report.changes["removed"]
+    assert "geometry" in changed[holed_id]["fields"] and changed[holed_id]["area_delta_km2"] < 0  # the hole
+    assert "geometry" not in changed[plain_id]["fields"] and changed[plain_id]["area_delta_km2"] == 0
     stored = layer_zones(store)
     assert set(stored.accuracy) == {"official"}
-    assert all(r == store.load(1).set_index("zone_id").loc["mtg-a", "rules"] for r in stored.rules)
+    rules = replaced.set_index("zone_id").loc[plain_id, "rules"]
+    assert rules and all(r == rules for r in stored.rules)
 
 
 # ---------------------------------------------------------------- archives
@@ -478,14 +485,14 @@ def run_cli(*args, env=None):
                           timeout=120, env={**os.environ, "COLUMNS": "200", **(env or {})})
 
 
-def test_cli_import_preview_then_import_history_diff_and_rollback(tmp_path, store, official):
+def test_cli_import_preview_then_import_history_diff_and_rollback(tmp_path, store, official, replaced):
     shp = write_shapefile(official, tmp_path / "src", "EPSG:4527")
     common = ["--layer", IMPORT_LAYER, "--district", "门头沟", "--map", "stated_area_km2=面积:ha",
               "--store", str(store.path)]
     before = digest(store.path)
     preview = run_cli("import", str(shp), *common, "--dry-run")
     assert preview.returncode == 0, preview.stderr
-    assert "EPSG:4527" in preview.stdout and "gb18030" in preview.stdout and "甲协作区" in preview.stdout
+    assert "EPSG:4527" in preview.stdout and "gb18030" in preview.stdout and official["名称"].iloc[0] in preview.stdout
     assert "nothing was written" in preview.stderr and digest(store.path) == before
 
     done = run_cli("import", str(shp), *common, "--accuracy", "official", "--author", "区规划分局")
@@ -496,10 +503,10 @@ def test_cli_import_preview_then_import_history_diff_and_rollback(tmp_path, stor
     versions = json.loads(history.stdout)
     assert [(v["version"], v["action"], v["author"]) for v in versions] == [
         (1, "init", "zoning"), (2, "import", "区规划分局")]
-    assert versions[1]["source"] == "zones.shp" and len(versions[1]["summary"]["added"]) == 3
+    assert versions[1]["source"] == "zones.shp" and len(versions[1]["summary"]["added"]) == len(official)
 
     diff = json.loads(run_cli("diff", "1", "2", "--store", str(store.path), "--json").stdout)
-    assert sorted(r["zone_id"] for r in diff["removed"]) == ["mtg-a", "mtg-b", "mtg-c"]
+    assert sorted(r["zone_id"] for r in diff["removed"]) == sorted(replaced.zone_id)
     assert diff["area_km2"]["after"] < diff["area_km2"]["before"]  # the hole
 
     rolled = run_cli("rollback", "1", "--store", str(store.path))
@@ -518,7 +525,7 @@ def test_cli_refused_import_lists_problems_and_exits_2(tmp_path, store, official
     assert digest(store.path) == before
 
 
-def test_import_killed_mid_write_leaves_the_previous_version_serving(tmp_path, store, official):
+def test_import_killed_mid_write_leaves_the_previous_version_serving(tmp_path, store, official, replaced):
     shp = write_shapefile(official, tmp_path / "src", "EPSG:4527")
     before = digest(store.path)
     # `zoning import` runs as usual, except that a sitecustomize stalls the store's fsync of
@@ -541,5 +548,5 @@ def test_import_killed_mid_write_leaves_the_previous_version_serving(tmp_path, s
     assert child.returncode == -signal.SIGKILL
     assert digest(store.path) == before
     assert [v.version for v in store.versions()] == [1]
-    assert sorted(layer_zones(store).zone_id) == ["mtg-a", "mtg-b", "mtg-c"]
+    assert sorted(layer_zones(store).zone_id) == sorted(replaced.zone_id)
     assert store.cleanup_temporary_files(), "the killed import should have left its temp file"
