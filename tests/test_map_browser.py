@@ -1,0 +1,266 @@
+"""The map in a real browser: headless Chromium (Debian's) through Playwright, internet blocked.
+
+The app runs under uvicorn on a free localhost port, on a fresh store of the bundled
+zones. Every request that is not to localhost (or file:/data: for the export) is aborted
+and recorded, so a CDN reference or a tile request would fail the test.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import shapely
+
+from geo import crs
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+ARTIFACTS = REPO / "test-artifacts"
+VIEWPORT = {"width": 1400, "height": 900}
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.exists():
+        message = f"{CHROMIUM} not found (Debian package chromium; .ci/run installs it)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        yield chromium
+        chromium.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """The app on the bundled zones, served by uvicorn on 127.0.0.1:<free port>."""
+    import uvicorn
+
+    from api.app import create_app
+    from api.settings import Settings
+    from geo.paths import BUNDLED_ZONES
+
+    store = tmp_path_factory.mktemp("map-store") / "zones.gpkg"
+    app = create_app(Settings(store=store, seed=BUNDLED_ZONES, log_level="warning"))
+    port = _free_port()
+    uv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=uv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not uv.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    uv.should_exit = True
+    thread.join(timeout=10)
+
+
+class Page:
+    """A browser page that records failed, blocked and erroring things."""
+
+    def __init__(self, browser, allowed: tuple[str, ...]):
+        self.context = browser.new_context(viewport=VIEWPORT, locale="zh-CN")
+        self.page = self.context.new_page()
+        self.blocked: list[str] = []
+        self.failed: list[str] = []
+        self.errors: list[str] = []
+
+        def route(r):
+            if r.request.url.startswith(allowed):
+                r.continue_()
+            else:
+                self.blocked.append(r.request.url)
+                r.abort()
+
+        self.page.route("**/*", route)
+        self.page.on("requestfailed", lambda req: self.failed.append(f"{req.url} {req.failure}"))
+        self.page.on("response", lambda res: res.status >= 400 and self.failed.append(f"{res.url} {res.status}"))
+        self.page.on("console", lambda msg: msg.type == "error" and self.errors.append(msg.text))
+        self.page.on("pageerror", lambda exc: self.errors.append(str(exc)))
+
+    def open(self, url: str):
+        self.page.goto(url)
+        self.page.wait_for_selector("body[data-zoning-ready]", state="attached", timeout=20_000)
+        return self.page
+
+    def assert_clean(self):
+        assert self.blocked == [], f"requests to the internet: {self.blocked}"
+        assert self.failed == [], f"failed requests: {self.failed}"
+        assert self.errors == [], f"console errors: {self.errors}"
+
+
+@pytest.fixture
+def page(browser, server):
+    recorder = Page(browser, (server,))
+    yield recorder
+    recorder.context.close()
+
+
+def _zone_counts(zones) -> dict[str, int]:
+    return {layer: int(n) for layer, n in zones["layer"].value_counts().items()}
+
+
+def _drawn_counts(page, layers) -> dict[str, int]:
+    return {layer: page.locator(f"path.zoning-layer-{layer}").count() for layer in layers}
+
+
+def yongding_source_zone(zones):
+    """The 永定河 drinking-water source zone in 门头沟 (mtg-…), looked up in the data."""
+    hits = zones[zones["zone_id"].str.startswith("mtg-") & (zones["layer"] == "water_source")
+                 & zones["name_zh"].str.contains("永定河")]
+    assert len(hits) == 1, hits["zone_id"].tolist()
+    return hits.iloc[0]
+
+
+def interior_point(geom, margin_m: float = 100.0) -> tuple[float, float]:
+    """A WGS84 point at least ``margin_m`` inside ``geom`` (so display simplification cannot matter)."""
+    inner = shapely.buffer(crs.to_metric(geom), -margin_m)
+    assert not inner.is_empty, "zone too thin for a safe interior point"
+    point = crs.from_metric(shapely.point_on_surface(inner))
+    return point.x, point.y
+
+
+def click_at(page, lon: float, lat: float, zoom: int = 14) -> None:
+    """Centre the map on (lon, lat) and click there with the mouse, as a person would."""
+    page.evaluate("([lat, lon, zoom]) => ZoningMap.map.setView([lat, lon], zoom, {animate: false})", [lat, lon, zoom])
+    box = page.locator(".folium-map").bounding_box()
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+
+
+def wait_result(page, before: str | None = None):
+    page.wait_for_function(
+        "(before) => { const el = document.getElementById('zp-result');"
+        " return ['done', 'error'].includes(el.dataset.state) && el.dataset.seq !== before; }",
+        arg=before, timeout=20_000)
+    return page.locator("#zp-result")
+
+
+def result_zone_ids(page) -> list[str]:
+    return page.locator("#zp-result .zp-card").evaluate_all("cards => cards.map(c => c.dataset.zoneId)")
+
+
+# ---------------------------------------------------------------- tests
+
+
+def test_page_loads_offline_and_draws_every_layer(page, server, bundled_zones):
+    p = page.open(f"{server}/map")
+    expected = _zone_counts(bundled_zones)
+    assert _drawn_counts(p, expected) == expected
+    assert p.locator("path.zoning-districts").count() >= 1
+    assert p.locator(".leaflet-control-layers-overlays label").count() == len(expected) + 1  # + districts
+    page.assert_clean()
+
+
+def test_clicking_inside_the_yongding_source_zone_shows_it_in_the_panel(page, server, bundled_zones):
+    zone = yongding_source_zone(bundled_zones)
+    lon, lat = interior_point(zone.geometry)
+    p = page.open(f"{server}/map")
+    click_at(p, lon, lat)
+    result = wait_result(p)
+    assert zone["zone_id"] in result_zone_ids(p)
+    assert zone["name_zh"] in result.inner_text()
+    assert p.locator("#zp-result .zp-disclaimer").count() == 1
+    ARTIFACTS.mkdir(exist_ok=True)
+    shot = ARTIFACTS / "map-yongding-check.png"
+    p.screenshot(path=str(shot))
+    assert shot.stat().st_size > 20_000
+    page.assert_clean()
+
+
+@pytest.mark.parametrize(("lang", "message"), [("zh", "不在任何分区内"), ("en", "Not inside any zone")])
+def test_clicking_far_from_every_zone_says_not_inside_any_zone(page, server, bundled_zones, lang, message):
+    lon, lat = 116.60, 39.62  # 大兴/通州 border country, south-east of every bundled zone
+    assert not shapely.intersects(bundled_zones.geometry.values, shapely.Point(lon, lat).buffer(0.05)).any()
+    p = page.open(f"{server}/map?lang={lang}")
+    click_at(p, lon, lat, zoom=12)
+    result = wait_result(p)
+    assert result_zone_ids(p) == []
+    assert message in result.locator(".zp-none").inner_text()
+    page.assert_clean()
+
+
+def test_a_gcj02_coordinate_gives_the_same_answer_as_its_wgs84_twin(page, server, bundled_zones):
+    zone = yongding_source_zone(bundled_zones)
+    lon, lat = interior_point(zone.geometry)
+    glon, glat = crs.from_wgs84(lon, lat, "gcj02")
+    p = page.open(f"{server}/map")
+    answers = []
+    for x, y, system in ((lon, lat, "wgs84"), (glon, glat, "gcj02")):
+        before = p.locator("#zp-result").get_attribute("data-seq")
+        p.fill("#zp-lon", f"{x:.8f}")
+        p.fill("#zp-lat", f"{y:.8f}")
+        p.select_option("#zp-crs", system)
+        p.click("#zp-locate-go")
+        wait_result(p, before)
+        marker = p.evaluate("() => { const m = ZoningMap.map; let ll = null;"
+                            " m.eachLayer(l => { if (l.options && l.options.className === 'zoning-check-marker')"
+                            " ll = l.getLatLng(); }); return ll && [ll.lng, ll.lat]; }")
+        answers.append((sorted(result_zone_ids(p)), marker))
+    (wgs_ids, wgs_marker), (gcj_ids, gcj_marker) = answers
+    assert zone["zone_id"] in wgs_ids and gcj_ids == wgs_ids
+    # The marker sits at the WGS84 point the API echoed, not at the typed GCJ-02 numbers.
+    assert wgs_marker == pytest.approx([lon, lat], abs=1e-6)
+    assert gcj_marker == pytest.approx([lon, lat], abs=1e-6)
+    page.assert_clean()
+
+
+def test_searching_a_zone_by_name_opens_its_popup_with_the_legal_details(page, server, bundled_zones):
+    zone = yongding_source_zone(bundled_zones)
+    p = page.open(f"{server}/map")
+    p.fill("#zp-search", "永定河山峡段")
+    p.locator(f"#zp-search-results li[data-zone='{zone['zone_id']}']").click()
+    popup = p.locator(".leaflet-popup-content .zp-popup")
+    popup.wait_for(timeout=10_000)
+    text = popup.inner_text()
+    for value in (zone["name_zh"], zone["source_doc_no"], zone["effective_from"]):
+        assert value in text
+    assert "近似边界" in text  # accuracy in words, not a code
+    page.assert_clean()
+
+
+def test_zone_parameter_opens_the_map_on_that_zone(page, server, bundled_zones):
+    zone = yongding_source_zone(bundled_zones)
+    p = page.open(f"{server}/map?zone={zone['zone_id']}&lang=en")
+    popup = p.locator(".leaflet-popup-content .zp-popup")
+    popup.wait_for(timeout=10_000)
+    assert popup.get_attribute("data-zone-id") == zone["zone_id"]
+    centre = p.evaluate("() => { const c = ZoningMap.map.getCenter(); return [c.lng, c.lat]; }")
+    minx, miny, maxx, maxy = zone.geometry.bounds
+    assert minx <= centre[0] <= maxx and miny <= centre[1] <= maxy
+    page.assert_clean()
+
+
+def test_static_export_opens_from_disk_with_the_network_blocked(browser, bundled_zones, tmp_path):
+    from maps.render import standalone_html
+
+    out = tmp_path / "map.html"
+    out.write_text(standalone_html(bundled_zones, lang="zh"), encoding="utf-8")
+    recorder = Page(browser, ("file:", "data:"))
+    try:
+        p = recorder.open(out.as_uri())
+        expected = _zone_counts(bundled_zones)
+        assert _drawn_counts(p, expected) == expected
+        ARTIFACTS.mkdir(exist_ok=True)
+        p.screenshot(path=str(ARTIFACTS / "map-export-offline.png"))
+        recorder.assert_clean()
+    finally:
+        recorder.context.close()
+
