@@ -353,3 +353,45 @@ def test_a_new_data_version_shows_up_in_items_without_restart(sample_client, tmp
     ZoneStore(tmp_path / "store" / "zones.gpkg").save(sample_zones.iloc[:2], action="edit")
     body = items(sample_client)
     assert ids(body) == {"t-square"} and body["dataVersion"].startswith("v2-")
+
+
+# ------------------------------------------------------------------ the bundled zones
+
+
+def test_every_bundled_zone_is_reachable_by_paging_its_collection(client, bundled_zones):
+    collections = client.get("/collections").json()["collections"]
+    assert {c["id"] for c in collections} == set(bundled_zones["layer"])
+    seen = []
+    for collection in collections:
+        url = rel(collection["links"], "items", "application/geo+json") + "&limit=2"
+        while url:
+            page = client.get(url).json()
+            assert page["numberMatched"] == collection["zoneCount"]
+            seen += [(collection["id"], f["id"]) for f in page["features"]]
+            url = next((link["href"] for link in page["links"] if link["rel"] == "next"), None)
+    assert sorted(seen) == sorted(zip(bundled_zones["layer"], bundled_zones["zone_id"], strict=True))
+
+
+def test_bundled_collection_extents_contain_their_zones(client, bundled_zones):
+    for collection in client.get("/collections").json()["collections"]:
+        minx, miny, maxx, maxy = collection["extent"]["spatial"]["bbox"][0]
+        zones = bundled_zones[bundled_zones["layer"] == collection["id"]]
+        assert shapely.box(minx - 1e-7, miny - 1e-7, maxx + 1e-7, maxy + 1e-7).covers(zones.union_all())
+
+
+def test_every_bundled_zone_page_shows_its_name_citation_and_accuracy(client, bundled_zones):
+    from geo.schema import ACCURACY_TEXT
+
+    for zone in bundled_zones.itertuples():
+        answer = client.get(f"/collections/{zone.layer}/items/{zone.zone_id}?f=html")
+        assert answer.status_code == 200, zone.zone_id
+        assert zone.name_zh in answer.text and ACCURACY_TEXT[zone.accuracy][0] in answer.text
+        if zone.layer != "admin":
+            assert zone.source_doc_no in answer.text
+
+
+def test_bbox_around_a_bundled_zone_finds_it(client, bundled_zones):
+    for zone in bundled_zones.itertuples():
+        x, y = shapely.get_coordinates(zone.geometry.representative_point())[0]
+        body = items(client, zone.layer, bbox=f"{x - 1e-5},{y - 1e-5},{x + 1e-5},{y + 1e-5}", limit=10_000)
+        assert zone.zone_id in ids(body)
