@@ -562,14 +562,15 @@ def item(
     headers = {"Content-Crs": f"<{out.uri}>"}
     if html:
         props = zone_properties(match.iloc[0].to_dict())
+        svg = geometry_svg(match.geometry.iloc[0], LAYERS[layer].color)
         response = _html(request, "item.html", feature=feature, props=props, links=links, layer=layer,
-                         data_version=snap.data_version, svg=geometry_svg(match.geometry.iloc[0]))
+                         data_version=snap.data_version, svg=svg)
         response.headers.update(headers)
         return response
     return _json(feature, GEOJSON, headers)
 
 
-def geometry_svg(geom, size: int = 320) -> str:
+def geometry_svg(geom, color: str, size: int = 320) -> str:
     """A small inline SVG outline of a WGS84 geometry (north up, longitudes scaled by cos(lat))."""
     minx, miny, maxx, maxy = geom.bounds
     kx = math.cos(math.radians((miny + maxy) / 2))
@@ -578,8 +579,7 @@ def geometry_svg(geom, size: int = 320) -> str:
     # Map lon/lat to SVG coordinates: x right, y down.
     shape = shapely.transform(geom, lambda c: np.column_stack([(c[:, 0] - minx) * kx, maxy - c[:, 1]]))
     stroke = span / 150
-    inner = shape.svg(scale_factor=stroke * 2, fill_color="#d7301f") if shape.geom_type.endswith("Point") \
-        else shape.svg(scale_factor=stroke, fill_color="#d7301f")
+    inner = shape.svg(scale_factor=stroke * (2 if shape.geom_type.endswith("Point") else 1), fill_color=color)
     view = f"{-pad} {-pad} {(maxx - minx) * kx + 2 * pad} {maxy - miny + 2 * pad}"
     return (f'<svg xmlns="http://www.w3.org/2000/svg" class="outline" viewBox="{view}" width="{size}" height="{size}" '
             f'preserveAspectRatio="xMidYMid meet" role="img" aria-label="zone outline">{inner}</svg>')
