@@ -8,24 +8,17 @@ and recorded, so a CDN reference or a tile request would fail the test.
 from __future__ import annotations
 
 import os
-import socket
-import threading
-import time
-from pathlib import Path
 
 import pytest
 import shapely
 
 from geo import crs
+from tests.browser import ARGS, CHROMIUM, VIEWPORT, live_server
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
 ARTIFACTS = REPO / "test-artifacts"
-VIEWPORT = {"width": 1400, "height": 900}
 
 
 @pytest.fixture(scope="module")
@@ -43,34 +36,16 @@ def browser():
         chromium.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    """The app on the bundled zones, served by uvicorn on 127.0.0.1:<free port>."""
-    import uvicorn
-
+    """The app on the bundled zones (a fresh store), served by uvicorn on a free localhost port."""
     from api.app import create_app
     from api.settings import Settings
     from geo.paths import BUNDLED_ZONES
 
     store = tmp_path_factory.mktemp("map-store") / "zones.gpkg"
-    app = create_app(Settings(store=store, seed=BUNDLED_ZONES, log_level="warning"))
-    port = _free_port()
-    uv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=uv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not uv.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    uv.should_exit = True
-    thread.join(timeout=10)
+    with live_server(create_app(Settings(store=store, seed=BUNDLED_ZONES, log_level="warning"))) as base:
+        yield base
 
 
 class Page:
