@@ -395,3 +395,41 @@ def test_bbox_around_a_bundled_zone_finds_it(client, bundled_zones):
         x, y = shapely.get_coordinates(zone.geometry.representative_point())[0]
         body = items(client, zone.layer, bbox=f"{x - 1e-5},{y - 1e-5},{x + 1e-5},{y + 1e-5}", limit=10_000)
         assert zone.zone_id in ids(body)
+
+
+# ------------------------------------------------------------------ no user input gives a 500
+
+
+ITEM_PARAMS = ["bbox", "bbox-crs", "crs", "datetime", "limit", "offset", "district_code", "kind", "accuracy", "f"]
+
+
+def test_no_item_parameter_value_gives_a_server_error(sample_client):
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    values = st.one_of(st.text(max_size=40), st.from_regex(r"-?\d{1,25}(\.\d*)?(,-?\d{1,12}(\.\d*)?){0,6}"),
+                       st.sampled_from(["..", "../..", "1e999,0,0,0", "2020-02-30", "/", ",,,", "nan"]))
+
+    @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(st.dictionaries(st.sampled_from(ITEM_PARAMS), values, min_size=1, max_size=3))
+    def check(params):
+        answer = sample_client.get("/collections/livestock_ban/items", params=params)
+        assert answer.status_code in (200, 400), (params, answer.text)
+
+    check()
+
+
+def test_no_export_parameter_value_gives_a_server_error(sample_client):
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    values = st.one_of(st.text(max_size=30), st.sampled_from(["geojson", "kml", "EPSG:4548", "EPSG:2000",
+                                                             "110109", "2020-01-01", "admin"]))
+
+    @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(st.dictionaries(st.sampled_from(["format", "layers", "district", "crs", "as_of"]), values, max_size=4))
+    def check(params):
+        answer = sample_client.get("/v1/export", params=params)
+        assert answer.status_code in (200, 400, 404), (params, answer.text)
+
+    check()
