@@ -52,12 +52,16 @@ def base_zones(bundled_zones):
     return bundled_zones
 
 
-@pytest.fixture
-def replaced(base_zones):
+def replaced_zones(zones):
     """The zones an import of the layer in 门头沟 replaces (one of them multi-part)."""
-    zones = base_zones[(base_zones.layer == IMPORT_LAYER) & (base_zones.district_code == DISTRICT)]
+    zones = zones[(zones.layer == IMPORT_LAYER) & (zones.district_code == DISTRICT)]
     assert len(zones) >= 3 and (zones.geom_type == "MultiPolygon").any()
     return zones
+
+
+@pytest.fixture
+def replaced(base_zones):
+    return replaced_zones(base_zones)
 
 
 @pytest.fixture
@@ -78,11 +82,9 @@ def chinese_date(iso: str) -> str:
     return f"{year}年{month}月{day}日"
 
 
-@pytest.fixture
-def official(replaced):
-    """The district's zones of the import layer as a bureau hands them over: Chinese column
-    names, dates in Chinese notation, areas in hectares; the first zone has a hole."""
-    zones = replaced
+def official_frame(zones):
+    """``zones`` as a bureau hands them over: Chinese column names, dates in Chinese
+    notation, areas in hectares; the first zone has a hole."""
     geoms = [holed(zones.geometry.iloc[0]), *zones.geometry.iloc[1:]]
     hectares = gcrs.geodesic_area_m2(geoms) / 1e4
     return gpd.GeoDataFrame({
@@ -95,6 +97,11 @@ def official(replaced):
         "生效日期": [d.replace("-", "/") for d in zones.effective_from],
         "面积": hectares.round(2).tolist(),
     }, geometry=geoms, crs="EPSG:4326")
+
+
+@pytest.fixture
+def official(replaced):
+    return official_frame(replaced)
 
 
 def first_label(official) -> str:
