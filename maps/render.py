@@ -187,7 +187,8 @@ def build_map(zones: gpd.GeoDataFrame, context: DistrictContext | None = None,
         geojson.add_to(m)
         overlays[layer] = geojson
 
-    folium.LayerControl(collapsed=False, position="topright").add_to(m)
+    # Collapsed so it never covers a popup; the panel's legend lists the layers anyway.
+    folium.LayerControl(collapsed=True, position="topright").add_to(m)
     folium.plugins.Fullscreen(
         position="topleft",
         title="全屏" if lang == "zh" else "Full screen",

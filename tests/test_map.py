@@ -241,3 +241,14 @@ def test_cli_map_refuses_bad_language_and_missing_folder_without_writing(tmp_pat
     no_dir = run_cli("map", "--out", str(tmp_path / "nope" / "m.html"), *store)
     assert no_dir.returncode == 2 and "existing folder" in no_dir.stderr
     assert not (tmp_path / "m.html").exists()
+
+
+def test_panel_script_has_every_ui_text_in_both_languages():
+    from maps.assets import template_text
+
+    js = template_text("panel.js")
+    blocks = re.search(r"zh: \{(.*?)\n    \},\n    en: \{(.*?)\n    \}", js, re.S)
+    zh_keys, en_keys = (set(re.findall(r"(\w+): \"", block)) for block in blocks.groups())
+    assert zh_keys == en_keys and len(zh_keys) > 40
+    used = set(re.findall(r"\bt\(\"(\w+)\"\)", js)) | set(re.findall(r"row\(\"(\w+)\"", js))
+    assert used <= zh_keys, used - zh_keys

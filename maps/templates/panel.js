@@ -19,7 +19,7 @@
       issuer: "发布机关", dates: "日期", issued: "发布", effective: "施行", until: "废止",
       inForce: "现行有效", area: "面积", stated: "文件所述", computed: "计算", accuracy: "边界精度",
       method: "方法", parent: "上级分区", rules: "管控规定", notes: "备注", dataVersion: "数据版本",
-      noMatch: "没有匹配的分区", km2: "平方公里", distance: "距离"
+      noMatch: "没有匹配的分区", km2: "平方公里", distance: "距离", id: "编号", link: "链接", sep: "；"
     },
     en: {
       loading: "Checking…", inside: "Inside these zones", none: "Not inside any zone",
@@ -32,7 +32,7 @@
       issuer: "Issuer", dates: "Dates", issued: "issued", effective: "in force from", until: "repealed",
       inForce: "in force", area: "Area", stated: "stated", computed: "computed", accuracy: "Accuracy",
       method: "Method", parent: "Parent zone", rules: "Rules", notes: "Notes", dataVersion: "data version",
-      noMatch: "No matching zone", km2: "km²", distance: "distance"
+      noMatch: "No matching zone", km2: "km²", distance: "distance", id: "Zone id", link: "link", sep: "; "
     }
   };
 
@@ -98,7 +98,7 @@
       has(p.issued_on) ? t("issued") + " " + esc(p.issued_on) : "",
       has(p.effective_from) ? t("effective") + " " + esc(p.effective_from) : "",
       has(p.effective_to) ? t("until") + " " + esc(p.effective_to) : t("inForce")
-    ].filter(has).join("；");
+    ].filter(has).join(t("sep"));
     var parent = "";
     if (has(p.parent_id)) {
       var pe = S.byId[p.parent_id];
@@ -108,13 +108,15 @@
     return "<div class=\"zp-popup\" data-zone-id=\"" + esc(p.zone_id) + "\"><h3>" + esc(p.name_zh) + "</h3>" +
       (has(p.name_en) ? "<div class=\"zp-sub\">" + esc(p.name_en) + "</div>" : "") +
       "<table class=\"zp-table\">" +
+      row("id", "<code>" + esc(p.zone_id) + "</code>" + (S.cfg.api ? " <a href=\"?" +
+        esc(new URLSearchParams({ zone: p.zone_id, lang: S.cfg.lang }).toString()) + "\">" + esc(t("link")) + "</a>" : "")) +
       row("layer", esc(layerTitle(p.layer)) + (has(p.kind) ? " · " + esc(p.kind) : "")) +
       row("district", esc(p.district_name)) +
       row("document", doc) +
       row("article", esc(p.source_article)) +
       row("issuer", esc(p.issuer)) +
       row("dates", dates) +
-      row("area", t("stated") + " " + km2(p.stated_area_km2) + "；" + t("computed") + " " + km2(p.area_km2)) +
+      row("area", t("stated") + " " + km2(p.stated_area_km2) + t("sep") + t("computed") + " " + km2(p.area_km2)) +
       row("accuracy", "<span class=\"zp-badge " + esc(p.accuracy) + "\">" + esc(accuracyText(p.accuracy)) + "</span>") +
       row("method", esc(p.method)) +
       row("parent", parent) +
@@ -138,7 +140,8 @@
 
   function zoneCard(z, extra) {
     var rules = (z.rules || []).map(function (r) { return "<li>" + ruleText(r) + "</li>"; }).join("");
-    var doc = [z.source_doc_no, z.source_article].filter(has).map(esc).join(" · ");
+    var source = z.source || { doc_no: z.source_doc_no, article: z.source_article };
+    var doc = [source.doc_no, source.article].filter(has).map(esc).join(" · ");
     return "<div class=\"zp-card\" data-zone-id=\"" + esc(z.zone_id) + "\" style=\"border-left-color:" +
       esc(layerColor(z.layer)) + "\"><h3>" + esc(z.name_zh) + "</h3>" +
       (has(z.name_en) ? "<div class=\"zp-sub\">" + esc(z.name_en) + "</div>" : "") +
@@ -187,12 +190,12 @@
   }
 
   function renderSite(body) {
-    var zones = body.zones || body.overlaps || [];
+    var zones = body.zones || [];
     var html = "<h2>" + esc(t("site")) + "</h2><div class=\"zp-point\">" + esc(t("siteArea")) + " " +
-      esc(area(body.site_area_m2 !== undefined ? body.site_area_m2 : (body.site || {}).area_m2)) + "</div>";
+      esc(area((body.site || {}).area_m2)) + "</div>";
     if (zones.length) {
       html += zones.map(function (z) {
-        var extra = "<div class=\"zp-meta\">" + esc(t("overlap")) + " " + esc(area(z.overlap_m2 !== undefined ? z.overlap_m2 : z.overlap_area_m2)) +
+        var extra = "<div class=\"zp-meta\">" + esc(t("overlap")) + " " + esc(area(z.overlap_area_m2)) +
           " · " + esc(percent(z.share_of_site)) + " " + esc(t("shareOfSite")) +
           " · " + esc(percent(z.share_of_zone)) + " " + esc(t("shareOfZone")) + "</div>";
         return zoneCard(z, extra);
@@ -204,7 +207,9 @@
   }
 
   function fail(detail) {
-    if (detail && typeof detail !== "string") detail = JSON.stringify(detail);
+    if (Array.isArray(detail)) {  // FastAPI validation errors: [{loc, msg, type}, ...]
+      detail = detail.map(function (d) { return d && d.msg ? d.msg : JSON.stringify(d); }).join("; ");
+    } else if (detail && typeof detail !== "string") detail = JSON.stringify(detail);
     panel("error", "<div class=\"zp-error\"><b>" + esc(t("error")) + "</b><br>" + esc(detail || t("network")) + "</div>");
   }
 
@@ -233,7 +238,8 @@
 
   function checkSite(layer) {
     var feature = layer.toGeoJSON();
-    request(S.cfg.api + "check/site?lang=" + S.cfg.lang, {
+    var q = new URLSearchParams({ crs: "wgs84", lang: S.cfg.lang });
+    request(S.cfg.api + "check/site?" + q.toString(), {
       method: "POST", headers: { "Content-Type": "application/json", Accept: "application/json" },
       body: JSON.stringify(feature)
     }, renderSite);
