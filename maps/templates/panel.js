@@ -19,7 +19,8 @@
       issuer: "发布机关", dates: "日期", issued: "发布", effective: "施行", until: "废止",
       inForce: "现行有效", area: "面积", stated: "文件所述", computed: "计算", accuracy: "边界精度",
       method: "方法", parent: "上级分区", rules: "管控规定", notes: "备注", dataVersion: "数据版本",
-      noMatch: "没有匹配的分区", km2: "平方公里", distance: "距离", id: "编号", link: "链接", sep: "；"
+      noMatch: "没有匹配的分区", km2: "平方公里", distance: "距离", id: "编号", link: "链接", sep: "；",
+      notDigitised: "本区另有未能绘制的分区（无法判断是否位于其中）"
     },
     en: {
       loading: "Checking…", inside: "Inside these zones", none: "Not inside any zone",
@@ -32,7 +33,8 @@
       issuer: "Issuer", dates: "Dates", issued: "issued", effective: "in force from", until: "repealed",
       inForce: "in force", area: "Area", stated: "stated", computed: "computed", accuracy: "Accuracy",
       method: "Method", parent: "Parent zone", rules: "Rules", notes: "Notes", dataVersion: "data version",
-      noMatch: "No matching zone", km2: "km²", distance: "distance", id: "Zone id", link: "link", sep: "; "
+      noMatch: "No matching zone", km2: "km²", distance: "distance", id: "Zone id", link: "link", sep: "; ",
+      notDigitised: "Zones of this district that could not be drawn (no answer for them)"
     }
   };
 
@@ -178,6 +180,13 @@
       html += "<h2>" + esc(t("inside")) + " (" + inside.length + ")</h2>" + inside.map(function (z) { return zoneCard(z); }).join("");
     } else {
       html += "<div class=\"zp-none\">" + esc(t("none")) + "</div>";
+    }
+    var missing = body.not_digitised || [];
+    if (missing.length) {  // zones the texts define here that could not be drawn: no answer for them
+      html += "<h2>" + esc(t("notDigitised")) + "</h2><ul class=\"zp-list\">" + missing.map(function (z) {
+        return "<li>" + esc(z.name_zh || z.zone_id) + (has(z.name_en) ? " <span class=\"zp-sub\">" + esc(z.name_en) +
+          "</span>" : "") + (has(z.reason) ? "<br><span class=\"zp-sub\">" + esc(z.reason) + "</span>" : "") + "</li>";
+      }).join("") + "</ul>";
     }
     var nearby = body.nearby || [];
     if (nearby.length) {
