@@ -1,0 +1,341 @@
+"""Point-in-zone lookup: which zones cover a point, how far their boundaries are, and
+how much of a site each zone overlaps. Everything is vectorised over point arrays.
+
+Semantics (the API and the CLI answer with exactly these):
+
+* A zone **covers** a point when the point is inside it *or on its boundary* (DE-9IM
+  "covers", PostGIS ``ST_Covers``). A point on the line between two zones is in both;
+  a point on the ring of a hole is in the zone, a point strictly inside the hole is not.
+  A point zone (a monitoring section) covers only its own position.
+* A zone applies on ``as_of`` when ``effective_from <= as_of < effective_to`` (an empty
+  ``effective_to`` means still in force; see ``geo.selection``). ``as_of=None`` applies
+  no date filter.
+* Distances are planar metres in CGCS2000 / 3-degree Gauss-Krüger CM 117°E (EPSG:4548,
+  ``geo.crs.METRIC_CRS``): Beijing lies within 1.6° of the central meridian, so the
+  scale error is below 0.03 % — 0.3 m at 1 km — and a point-to-segment distance is a
+  plain planar computation (lon/lat degrees are not metres; Web Mercator is ~30 % long
+  at 40°N). Site and overlap areas are geodesic (``geo.crs.geodesic_area_m2``).
+
+The index is a regular grid of ``grid_size`` x ``grid_size`` cells over the extent of
+all zones. Building it, a quadtree per zone finds the cells the zone covers entirely
+and the cells its boundary touches (cells it misses are not stored); each cell keeps
+the list of its (zone, covered) entries. Looking up a point is array arithmetic: its
+cell, then that cell's entries. A covered entry answers with no geometry test at all;
+only boundary cells — a few per cent of points on the bundled zones — are tested,
+against the zone's *original* prepared geometry, so the answer is exactly the
+original's (the grid only decides which tests are needed). This is the "split large
+polygons" step done as a grid: on the bundled zones it runs several times faster than
+an STRtree of whole zones or of clipped pieces (``benchmarks/bench_lookup.py``).
+
+Boundaries (rings, or the point itself for point zones) are projected to EPSG:4548 and
+cut into chunks of at most ``BOUNDARY_CHUNK`` segments; an STRtree per zone answers
+"distance to this zone's boundary" by nearest-neighbour search, and one STRtree over
+all chunks answers "zones within ``near`` metres" by ``dwithin`` — neither scans.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import geopandas as gpd
+import numpy as np
+import shapely
+
+from geo.crs import METRIC_CRS, from_wgs84, geodesic_area_m2, to_metric
+from geo.selection import in_force_mask, parse_date, parse_layers
+
+__all__ = ["BOUNDARY_CHUNK", "DEFAULT_GRID_SIZE", "Hits", "Nearby", "SiteOverlaps", "ZoneIndex"]
+
+# Cells per side of the lookup grid over all zones (a power of two). 1024 over the four
+# districts' extent gives cells of ~200 x 130 m: few points need an exact test, and the
+# grid builds in about a second. See benchmarks/bench_lookup.py.
+DEFAULT_GRID_SIZE = 1024
+# Segments per boundary chunk: small enough that a chunk's box is tight, large enough
+# that the tree stays small.
+BOUNDARY_CHUNK = 16
+
+# Vertex spacing (degrees, ~50 m) of boundaries before projection to EPSG:4548.
+DENSIFY_DEG = 0.0005
+
+_POLYGONAL = (3, 6)  # shapely type ids: Polygon, MultiPolygon
+
+
+@dataclass(frozen=True)
+class Hits:
+    """(point, zone) pairs: zone ``zone[k]`` covers point ``point[k]``.
+
+    Sorted by point, then zone (the zone table's order); one pair per covering zone.
+    """
+
+    point: np.ndarray
+    zone: np.ndarray
+    n_points: int
+
+    def zones_of(self, i: int) -> np.ndarray:
+        """Zone indices covering point ``i``."""
+        lo, hi = np.searchsorted(self.point, [i, i + 1])
+        return self.zone[lo:hi]
+
+    def by_point(self) -> list[np.ndarray]:
+        """For every point (in input order) the zone indices covering it."""
+        bounds = np.searchsorted(self.point, np.arange(self.n_points + 1))
+        return [self.zone[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+
+
+@dataclass(frozen=True)
+class Nearby:
+    """Zones within the search distance that do not cover the point: (point, zone, distance_m)."""
+
+    point: np.ndarray
+    zone: np.ndarray
+    distance_m: np.ndarray
+
+
+@dataclass(frozen=True)
+class SiteOverlaps:
+    """The zones a site intersects, with overlap areas (geodesic m²)."""
+
+    site_area_m2: float
+    zone: np.ndarray
+    overlap_m2: np.ndarray
+    zone_area_m2: np.ndarray  # 0 for point zones
+
+    @property
+    def share_of_site(self) -> np.ndarray:
+        return self.overlap_m2 / self.site_area_m2 if self.site_area_m2 > 0 else np.zeros(len(self.zone))
+
+    @property
+    def share_of_zone(self) -> np.ndarray:
+        """Overlap / zone area; NaN for point zones, which have no area."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(self.zone_area_m2 > 0, self.overlap_m2 / self.zone_area_m2, np.nan)
+
+
+def _grid_cells(geom: shapely.Geometry, xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Fine-grid cells (ids ``iy * G + ix``) that ``geom`` covers entirely or touches
+    without covering, found top-down by a quadtree aligned with the grid.
+
+    A node whose closed box does not meet the zone's boundary lies wholly inside or
+    wholly outside the zone, and its centre says which; only nodes the boundary
+    crosses are split. ``geom`` must be prepared.
+    """
+    size = xs.size - 1
+    if shapely.get_type_id(geom) not in _POLYGONAL:  # point zones: each point's own cell, tested exactly
+        coords = shapely.get_coordinates(geom)
+        return _cell_ids(coords[:, 0], coords[:, 1], xs, ys), np.zeros(len(coords), bool)
+    boundary = shapely.boundary(geom)
+    shapely.prepare(boundary)
+    minx, miny, maxx, maxy = geom.bounds
+    cells, covered = [], []
+    i = j = np.zeros(1, np.int64)
+    step = size
+    while True:
+        x0, x1, y0, y1 = xs[i * step], xs[(i + 1) * step], ys[j * step], ys[(j + 1) * step]
+        near = (x0 <= maxx) & (x1 >= minx) & (y0 <= maxy) & (y1 >= miny)
+        i, j, x0, x1, y0, y1 = i[near], j[near], x0[near], x1[near], y0[near], y1[near]
+        crossing = shapely.intersects(boundary, shapely.box(x0, y0, x1, y1))
+        inside = ~crossing
+        inside[inside] = shapely.intersects_xy(geom, (x0[inside] + x1[inside]) / 2, (y0[inside] + y1[inside]) / 2)
+        offs = np.arange(step)
+        ci = (i[inside, None, None] * step + offs[None, None, :])
+        cj = (j[inside, None, None] * step + offs[None, :, None])
+        cells.append((cj * size + ci).reshape(-1))
+        covered.append(np.ones(cells[-1].size, bool))
+        if step == 1:
+            cells.append(j[crossing] * size + i[crossing])
+            covered.append(np.zeros(int(crossing.sum()), bool))
+            return np.concatenate(cells), np.concatenate(covered)
+        i, j, step = i[crossing] * 2, j[crossing] * 2, step // 2
+        i, j = np.concatenate([i, i + 1, i, i + 1]), np.concatenate([j, j, j + 1, j + 1])
+
+
+def _axis_index(v: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Index k with edges[k] <= v < edges[k+1] (the last edge belongs to the last cell);
+    -1 outside the edges or for NaN.
+
+    Arithmetic gives k to within one; comparing with the stored edges makes it exact,
+    so a point always lands in a closed cell that really contains it.
+    """
+    size = edges.size - 1
+    span = edges[-1] - edges[0]
+    with np.errstate(invalid="ignore"):
+        inside = (v >= edges[0]) & (v <= edges[-1])
+        scale = size / span if span > 0 else 0.0
+        k = np.clip(((v - edges[0]) * scale).astype(np.int64, copy=False), 0, size - 1)
+    k -= v < edges[k]
+    k += (v >= edges[k + 1]) & (k < size - 1)
+    return np.where(inside, k, -1)
+
+
+def _cell_ids(x: np.ndarray, y: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+    """The grid cell of each point (``iy * G + ix``), -1 outside the grid."""
+    ix, iy = _axis_index(x, xs), _axis_index(y, ys)
+    return np.where((ix >= 0) & (iy >= 0), iy * (xs.size - 1) + ix, -1)
+
+
+def _boundary_chunks(metric_geom: shapely.Geometry) -> np.ndarray:
+    """A metric geometry's boundary as LineStrings of at most BOUNDARY_CHUNK segments
+    (points for point zones: a point is its own boundary for distance purposes)."""
+    parts = shapely.get_parts(metric_geom)
+    if shapely.get_type_id(metric_geom) in (0, 4):
+        return parts
+    rings = shapely.get_rings(parts)
+    chunks = []
+    for ring in rings:
+        coords = shapely.get_coordinates(ring)
+        starts = np.arange(0, len(coords) - 1, BOUNDARY_CHUNK)
+        chunks.extend(shapely.linestrings(coords[s:s + BOUNDARY_CHUNK + 1]) for s in starts)
+    return np.array(chunks, dtype=object)
+
+
+class ZoneIndex:
+    """Spatial index of a zone table; build once per data version (``geo.catalog``)."""
+
+    def __init__(self, zones: gpd.GeoDataFrame, grid_size: int = DEFAULT_GRID_SIZE):
+        if grid_size < 1 or grid_size & (grid_size - 1):
+            raise ValueError(f"grid_size must be a power of two, got {grid_size}")
+        self.zones = zones.reset_index(drop=True)
+        self.geoms = np.asarray(self.zones.geometry.values, dtype=object).copy()
+        shapely.prepare(self.geoms)
+        self.area_m2 = np.asarray(geodesic_area_m2(self.geoms), dtype=float) if len(self.geoms) else np.zeros(0)
+        self._layer = self.zones["layer"].to_numpy()
+
+        # The grid spans all zones; cells' zone lists are stored CSR-style, sorted by
+        # (cell, zone), so a point's candidates come out sorted by zone.
+        self.grid_size = grid_size
+        bounds = shapely.total_bounds(self.geoms) if len(self.geoms) else np.zeros(4)
+        self.xs = np.linspace(bounds[0], bounds[2], grid_size + 1)
+        self.ys = np.linspace(bounds[1], bounds[3], grid_size + 1)
+        cells, owner, covered = [np.zeros(0, np.int64)], [np.zeros(0, np.intp)], [np.zeros(0, bool)]
+        for i, geom in enumerate(self.geoms):
+            c, cov = _grid_cells(geom, self.xs, self.ys)
+            cells.append(c)
+            owner.append(np.full(c.size, i, np.intp))
+            covered.append(cov)
+        cells, owner, covered = np.concatenate(cells), np.concatenate(owner), np.concatenate(covered)
+        order = np.lexsort((owner, cells))
+        self.entry_zone, self.entry_covered = owner[order], covered[order]
+        self.cell_start = np.searchsorted(cells[order], np.arange(grid_size * grid_size + 1))
+        self.cell_count = np.diff(self.cell_start)
+        self._zone_tree = shapely.STRtree(self.geoms)
+
+        # Densify before projecting: an edge straight in lon/lat is slightly curved in
+        # EPSG:4548 (metres off over a few km); with vertices every ~50 m the projected
+        # boundary follows the stored one to centimetres.
+        metric = to_metric(shapely.segmentize(self.geoms, DENSIFY_DEG)) if len(self.geoms) else self.geoms
+        per_zone = [_boundary_chunks(g) for g in metric]
+        self._boundary_trees = [shapely.STRtree(c) for c in per_zone]
+        self.chunks = np.concatenate(per_zone) if per_zone else np.zeros(0, dtype=object)
+        self.chunk_zone = np.repeat(np.arange(len(per_zone)), [len(c) for c in per_zone]).astype(np.intp)
+        self._chunk_tree = shapely.STRtree(self.chunks)
+
+    @classmethod
+    def from_frame(cls, zones: gpd.GeoDataFrame, grid_size: int = DEFAULT_GRID_SIZE) -> ZoneIndex:
+        return cls(zones, grid_size=grid_size)
+
+    def __len__(self) -> int:
+        return len(self.zones)
+
+    # ------------------------------------------------------------------ filters
+
+    def active(self, as_of: str | None = None, layers: str | Iterable[str] | None = None) -> np.ndarray:
+        """Boolean mask over zones: in force on ``as_of`` and in ``layers`` (None = no filter).
+
+        Raises ``geo.selection.SelectionError`` for a malformed date or an unknown layer.
+        """
+        mask = np.ones(len(self.zones), dtype=bool)
+        if as_of is not None:
+            day = parse_date(as_of)
+            mask &= in_force_mask(self.zones, day, day)
+        names = parse_layers(layers)
+        if names is not None:
+            mask &= np.isin(self._layer, names)
+        return mask
+
+    # ------------------------------------------------------------------ points
+
+    def lookup_points(self, lon, lat, as_of: str | None = None,
+                      layers: str | Iterable[str] | None = None) -> Hits:
+        """Every zone covering each WGS84 point (boundary counts as inside).
+
+        ``lon``/``lat``: array-likes of equal length. NaN points match nothing; callers
+        validate coordinates first (``geo.crs.to_wgs84`` does).
+        """
+        lon = np.asarray(lon, dtype=float).reshape(-1)
+        lat = np.asarray(lat, dtype=float).reshape(-1)
+        cell = _cell_ids(lon, lat, self.xs, self.ys)
+        valid = np.flatnonzero(cell >= 0)
+        first, count = self.cell_start[cell[valid]], self.cell_count[cell[valid]]
+        # Expand each point into its cell's (zone, covered) entries.
+        pi = np.repeat(valid, count)
+        entry = np.arange(pi.size) - np.repeat(np.cumsum(count) - count, count) + np.repeat(first, count)
+        zi = self.entry_zone[entry]
+        keep = self.active(as_of, layers)[zi]
+        pi, zi, hit = pi[keep], zi[keep], self.entry_covered[entry[keep]]
+        test = np.flatnonzero(~hit)
+        if test.size:
+            # Exact test on the original (prepared) geometry; for a point, intersects == covers.
+            hit[test] = shapely.intersects_xy(self.geoms[zi[test]], lon[pi[test]], lat[pi[test]])
+        return Hits(point=pi[hit], zone=zi[hit], n_points=lon.size)
+
+    def _metric_points(self, lon, lat) -> np.ndarray:
+        return shapely.points(*from_wgs84(lon, lat, METRIC_CRS))
+
+    def distance_to_boundary_m(self, lon, lat, hits: Hits) -> np.ndarray:
+        """For each pair of ``hits``: metres from the point to that zone's boundary."""
+        lon = np.asarray(lon, dtype=float).reshape(-1)
+        lat = np.asarray(lat, dtype=float).reshape(-1)
+        out = np.zeros(hits.zone.size)
+        if hits.zone.size == 0:
+            return out
+        points = self._metric_points(lon, lat)
+        for z in np.unique(hits.zone):
+            pairs = np.flatnonzero(hits.zone == z)
+            _, dist = self._boundary_trees[z].query_nearest(points[hits.point[pairs]], return_distance=True,
+                                                           all_matches=False)
+            out[pairs] = dist
+        return out
+
+    def nearby(self, lon, lat, near_m: float, hits: Hits, as_of: str | None = None,
+               layers: str | Iterable[str] | None = None) -> Nearby:
+        """Zones within ``near_m`` metres of each point that do not cover it (in force on
+        ``as_of``, of ``layers``), with the distance to them; sorted by point, then distance."""
+        lon = np.asarray(lon, dtype=float).reshape(-1)
+        lat = np.asarray(lat, dtype=float).reshape(-1)
+        empty = Nearby(np.zeros(0, np.intp), np.zeros(0, np.intp), np.zeros(0))
+        if near_m <= 0 or lon.size == 0 or self.chunks.size == 0:
+            return empty
+        points = self._metric_points(lon, lat)
+        pi, ci = self._chunk_tree.query(points, predicate="dwithin", distance=near_m)
+        zi = self.chunk_zone[ci]
+        n = len(self.zones)
+        covering = np.isin(pi.astype(np.int64) * n + zi, hits.point.astype(np.int64) * n + hits.zone)
+        keep = self.active(as_of, layers)[zi] & ~covering
+        pi, ci, zi = pi[keep], ci[keep], zi[keep]
+        if pi.size == 0:
+            return empty
+        dist = shapely.distance(points[pi], self.chunks[ci])
+        # Minimum over a zone's chunks: sort by (point, zone, distance), keep each group's first.
+        order = np.lexsort((dist, zi, pi))
+        pi, zi, dist = pi[order], zi[order], dist[order]
+        first = np.r_[True, (pi[1:] != pi[:-1]) | (zi[1:] != zi[:-1])]
+        pi, zi, dist = pi[first], zi[first], dist[first]
+        order = np.lexsort((zi, dist, pi))
+        return Nearby(point=pi[order].astype(np.intp), zone=zi[order].astype(np.intp), distance_m=dist[order])
+
+    # ------------------------------------------------------------------ sites
+
+    def site_overlaps(self, site: shapely.Geometry, as_of: str | None = None,
+                      layers: str | Iterable[str] | None = None) -> SiteOverlaps:
+        """Zones intersecting a WGS84 polygon ``site`` (touching counts, with 0 m²).
+
+        The caller checks that ``site`` is a valid polygon; overlap areas are geodesic.
+        """
+        candidates = np.sort(self._zone_tree.query(site))
+        candidates = candidates[self.active(as_of, layers)[candidates]]
+        zones = candidates[shapely.intersects(self.geoms[candidates], site)]
+        overlap = shapely.intersection(self.geoms[zones], site)
+        overlap_m2 = np.asarray(geodesic_area_m2(overlap), dtype=float) if zones.size else np.zeros(0)
+        return SiteOverlaps(site_area_m2=float(geodesic_area_m2(site)), zone=zones.astype(np.intp),
+                            overlap_m2=overlap_m2, zone_area_m2=self.area_m2[zones])
