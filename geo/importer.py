@@ -168,10 +168,7 @@ def _check_mappable(key: str, option: str) -> None:
 
 def _sibling(path: Path, suffix: str) -> Path | None:
     """A Shapefile sibling with any case of ``suffix`` (.PRJ and .prj both occur)."""
-    for candidate in path.parent.glob(path.stem + ".*"):
-        if candidate.suffix.lower() == suffix:
-            return candidate
-    return None
+    return next((p for p in path.parent.iterdir() if p.stem == path.stem and p.suffix.lower() == suffix), None)
 
 
 def locate_dataset(path: Path, workdir: Path, options: ImportOptions,
@@ -266,22 +263,26 @@ def read_frame(path: Path, layer: str | None, options: ImportOptions) -> tuple[g
     driver = FORMATS[path.suffix.lower()]
     notes: list[str] = []
     detect = False
-    if options.encoding:
-        encoding, how = options.encoding, "given with --encoding"
-    elif driver == "ESRI Shapefile" and (cpg := _sibling(path, ".cpg")) is not None:
-        encoding = cpg.read_text(encoding="ascii", errors="replace").strip() or "utf-8"
+    encoding: str | None = None  # None: GDAL decides (the format's UTF-8, or what the .cpg names)
+    if driver != "ESRI Shapefile":
+        label, how = "utf-8", f"{driver} text is always UTF-8"
+        if options.encoding:
+            notes.append(f"--encoding {options.encoding} ignored: {how}")
+    elif options.encoding:
+        encoding = label = options.encoding
+        how = "given with --encoding"
+    elif (cpg := _sibling(path, ".cpg")) is not None:
+        # GDAL understands .cpg contents such as "UTF-8", "936" or "ANSI 936" (GBK)
+        label = cpg.read_text(encoding="ascii", errors="replace").strip() or "?"
         how = f"named by {cpg.name}"
-    elif driver == "ESRI Shapefile":
+    else:
         # No .cpg: read the bytes unchanged (ISO-8859-1 maps each byte to one character) and decode
         # here. (GDAL knows the codec as ISO-8859-1, not as Python's "latin-1".)
-        encoding, how, detect = "ISO-8859-1", "", True
-    else:
-        encoding, how = "utf-8", f"{driver} text is always UTF-8"
+        encoding, label, how, detect = "ISO-8859-1", "", "", True
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            frame = pyogrio.read_dataframe(path, layer=layer, fid_as_index=True,
-                                           encoding=None if driver != "ESRI Shapefile" else encoding)
+            frame = pyogrio.read_dataframe(path, layer=layer, fid_as_index=True, encoding=encoding)
     except LookupError:
         raise SourceError(f"unknown encoding {encoding!r}; use a Python codec name such as gb18030, "
                           "utf-8 or big5") from None
@@ -292,9 +293,9 @@ def read_frame(path: Path, layer: str | None, options: ImportOptions) -> tuple[g
         if "Measured (M)" in str(w.message):
             notes.append("the file has M (measure) values: dropped, only x/y are imported")
     if detect:
-        frame, encoding = _decode_raw_text(frame)
+        frame, label = _decode_raw_text(frame)
         how = "detected (no .cpg file)"
-    return frame, encoding, how, notes
+    return frame, label, how, notes
 
 
 # ---------------------------------------------------------------- CRS
@@ -310,8 +311,8 @@ def _declared_crs(path: Path, driver: str) -> tuple[str | None, str]:
         found = gcrs.crs_from_prj(wkt)
         if found is None:
             name = re.search(r'^\s*\w+\["([^"]+)"', wkt)
-            raise SourceError(f"{prj.name} names a coordinate system that cannot be identified "
-                              f"({name.group(1) if name else wkt[:60]!r}); pass --crs")
+            return None, (f"{prj.name} names a coordinate system that cannot be identified "
+                          f"({name.group(1) if name else wkt[:60]!r})")
         return found, f"from {prj.name}"
     return None, ""
 
@@ -469,6 +470,15 @@ def _slug(text: str) -> str:
     return re.sub(r"-+", "-", re.sub(r"[^a-z0-9]+", "-", text.lower())).strip("-")
 
 
+def _name_slug(name: str | None, index: int) -> str:
+    """The id part for a zone name: the slug of an ASCII name, else a hash of the whole name
+    (stable across re-imports, unlike a row number), else the row number."""
+    if not name:
+        return f"f{index + 1:03d}"
+    slug = _slug(name) if name.isascii() else ""
+    return slug or hashlib.sha1(name.encode()).hexdigest()[:8]
+
+
 def _resolve_fields(frame: gpd.GeoDataFrame, options: ImportOptions) -> tuple[dict[str, str], dict[str, str]]:
     """(schema column -> source column, schema column -> description for the preview)."""
     columns = [c for c in frame.columns if c != frame.geometry.name]
@@ -594,10 +604,7 @@ def build_zones(frame: gpd.GeoDataFrame, geoms: np.ndarray, options: ImportOptio
         if rec.get("name_zh") and not rec.get("name_en"):
             rec["name_en"] = f"{schema.LAYERS[layer].title_en}: {rec['name_zh']}"
         if not rec.get("zone_id"):
-            slug = _slug(rec["name_zh"]) if rec.get("name_zh") else ""
-            if rec.get("name_zh") and not slug:
-                slug = hashlib.sha1(rec["name_zh"].encode()).hexdigest()[:8]
-            rec["zone_id"] = "-".join(p for p in (layer.replace("_", "-"), code, slug or f"f{i + 1:03d}") if p)
+            rec["zone_id"] = "-".join(p for p in (layer.replace("_", "-"), code, _name_slug(rec.get("name_zh"), i)) if p)
         rec["zone_id"] = _slug(rec["zone_id"])
         n = used_ids.get(rec["zone_id"], 0) + 1
         used_ids[rec["zone_id"]] = n
@@ -607,10 +614,6 @@ def build_zones(frame: gpd.GeoDataFrame, geoms: np.ndarray, options: ImportOptio
         rec["geometry"] = geoms[i]
         rec["_fid"] = fid
         records.append(rec)
-    missing_district = [r for r in records if not r.get("district_code")]
-    if missing_district:
-        problems.append(f"{len(missing_district)} feature(s) have no district: pass --district ADCODE "
-                        "or --map district_code=COLUMN")
     unnamed = sorted({r["district_code"] for r in records if r.get("district_code") and not r.get("district_name")})
     if unnamed:
         problems.append(f"district name unknown for {', '.join(unnamed)}: --set district_name=… "
@@ -666,21 +669,38 @@ def check_districts(zones: gpd.GeoDataFrame, districts: gpd.GeoDataFrame | None,
             pts = shapely.get_parts(area)
             outside = float(np.mean(~shapely.contains(bound, pts))) if len(pts) else 0.0
         rows.append({"district_code": str(code), "district_name": name, "outside_share": round(outside, 4)})
-        msg = (f"{outside:.0%} of the imported data lies outside {name} ({code}) "
-               f"(+{DISTRICT_TOLERANCE_M:.0f} m tolerance) — check --district and the CRS (数据超出区界)")
-        if outside > 0.999:
-            problems.append(msg.replace(f"{outside:.0%} of the imported data lies", "all imported data lies"))
+        where = (f"outside {name} ({code}) (+{DISTRICT_TOLERANCE_M:.0f} m tolerance) — check --district "
+                 "and the CRS (数据超出区界)")
+        if outside > 0.999:  # nothing inside: the wrong district or the wrong CRS, never right
+            problems.append(f"all imported data lies {where}")
         elif outside > DISTRICT_OUTSIDE_WARN:
-            notes.append(msg)
+            notes.append(f"{outside:.0%} of the imported data lies {where}")
     return rows, notes, problems
 
 
-def _relabel(problems: list[str], labels: Mapping[str, str]) -> list[str]:
-    """'zone <id>: ...' from schema validation -> 'FID 3 «name» (zone <id>): ...'."""
+def _by_feature(problems: list[str], labels: Mapping[str, str], located: set[str]) -> list[str]:
+    """Schema problems ('zone <id>: <message>') named by feature, one line per message.
+
+    Geometry problems of features in ``located`` are dropped: they were reported already,
+    with their location.
+    """
+    grouped: dict[str, list[str]] = {}
     out = []
     for p in problems:
         m = re.match(r"zone (\S+): (.*)", p)
-        out.append(f"{labels[m.group(1)]} (zone {m.group(1)}): {m.group(2)}" if m and m.group(1) in labels else p)
+        if not m or m.group(1) not in labels:
+            out.append(p)
+        elif not (m.group(2).startswith("geometry") and labels[m.group(1)] in located):
+            grouped.setdefault(m.group(2), []).append(labels[m.group(1)])
+    for message, where in grouped.items():
+        field = message.split(" ", 1)[0]
+        hint = ""
+        if field == "district_code" and " is required" in message:
+            hint = "; pass --district ADCODE or --map district_code=COLUMN"
+        elif " is required" in message and field in MAPPABLE:
+            hint = f"; map a column (--map {field}=COLUMN) or give one value (--set {field}=VALUE)"
+        shown = ", ".join(where[:5]) + (f" and {len(where) - 5} more" if len(where) > 5 else "")
+        out.append(f"{shown}: {message}{hint}")
     return out
 
 
@@ -703,6 +723,45 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _read_source(path: Path, options: ImportOptions, workdir: Path, limits: uploads.UploadLimits,
+                 report: ImportReport) -> tuple[Path, gpd.GeoDataFrame, str]:
+    """(dataset file, its features in the source CRS, that CRS); fills the report's reading facts."""
+    dataset = locate_dataset(path, workdir, options, limits)
+    report.format = FORMATS[dataset.suffix.lower()]
+    report.dataset_layer = choose_layer(dataset, options.layer_name)
+    frame, report.encoding, report.encoding_note, notes = read_frame(dataset, report.dataset_layer, options)
+    report.warnings += notes
+    report.features = len(frame)
+    if not len(frame):
+        raise SourceError(f"{dataset.name} has no features")
+    crs, report.crs_note, notes = determine_crs(dataset, report.dataset_layer, frame, options)
+    report.crs = gcrs.describe_crs(crs)
+    report.warnings += notes
+    return dataset, frame, crs
+
+
+def _summarise(report: ImportReport, imported: gpd.GeoDataFrame) -> None:
+    """Totals, extent and sample rows of the imported zones, with the warnings they call for."""
+    report.zones = len(imported)
+    report.area_km2 = round(float(np.nansum(imported["area_km2"])), 4)
+    stated = imported["stated_area_km2"].dropna()
+    report.stated_area_km2 = round(float(stated.sum()), 4) if len(stated) else None
+    if report.stated_area_km2 and report.area_km2 and not 0.67 < report.stated_area_km2 / report.area_km2 < 1.5:
+        report.warnings.append(f"stated areas total {report.stated_area_km2} km² but the geometries measure "
+                               f"{report.area_km2} km²: is the area column in another unit? "
+                               "(--map stated_area_km2=COLUMN:ha|m2|mu)")
+    present = imported.geometry[imported.geometry.notna() & ~imported.geometry.is_empty]
+    if len(present):
+        report.extent = [round(float(v), 6) for v in present.total_bounds]
+    report.sample = [
+        {k: props[k] for k in ("zone_id", "name_zh", "district_code", "source_doc_no", "effective_from",
+                               "stated_area_km2", "area_km2", "accuracy")}
+        for props in map(schema.zone_properties, imported.head(SAMPLE_ROWS).to_dict("records"))]
+    if not imported["rules"].map(bool).any():
+        report.warnings.append("the imported zones carry no rule texts: a lookup names the zone but quotes "
+                               "no prohibition (--rules-from ZONE_ID copies an existing zone's rules)")
+
+
 def prepare_import(path: Path, current: gpd.GeoDataFrame, options: ImportOptions, *, workdir: Path,
                    source_name: str | None = None, limits: uploads.UploadLimits = uploads.UploadLimits(),
                    ) -> tuple[ImportReport, gpd.GeoDataFrame | None]:
@@ -715,39 +774,25 @@ def prepare_import(path: Path, current: gpd.GeoDataFrame, options: ImportOptions
     if options.accuracy is not None and options.accuracy not in schema.ACCURACY:
         raise SourceError(f"--accuracy {options.accuracy!r} is not one of {', '.join(schema.ACCURACY)}")
     districts, district_names, missing_reason = _district_table(current)
+    report = ImportReport(source=source_name or path.name, source_sha256=file_sha256(path), layer=options.layer)
     if options.district:
         options = replace(options, district=district_code(options.district, district_names))
-    report = ImportReport(source=source_name or path.name, source_sha256=file_sha256(path),
-                          layer=options.layer)
-    dataset = locate_dataset(path, workdir, options, limits)
-    driver = FORMATS[dataset.suffix.lower()]
-    layer_name = choose_layer(dataset, options.layer_name)
-    frame, report.encoding, report.encoding_note, notes = read_frame(dataset, layer_name, options)
-    report.warnings += notes
-    report.format = driver
-    report.dataset_layer = layer_name
-    report.features = len(frame)
-    if not len(frame):
-        raise SourceError(f"{dataset.name} has no features")
-    crs, report.crs_note, notes = determine_crs(dataset, layer_name, frame, options)
-    report.crs = gcrs.describe_crs(crs)
-    report.warnings += notes
-
-    if options.district:
         report.district = {"code": options.district, "name": district_names.get(options.district, "?")}
-    source_of, _ = _resolve_fields(frame, options)
-    names = frame[source_of["name_zh"]].map(_text) if "name_zh" in source_of else pd.Series([None] * len(frame))
-    geoms, problems, notes, repaired = clean_geometries(frame, crs, options.layer, names, options.repair)
-    report.problems += problems
-    report.warnings += notes
     rules: list[dict[str, str]] = []
     if options.rules_from:
         match = current[current["zone_id"] == options.rules_from]
         if match.empty:
             raise SourceError(f"--rules-from {options.rules_from}: no such zone in the current data")
         rules = list(match["rules"].iloc[0])
+    _, frame, crs = _read_source(path, options, workdir, limits, report)
+
+    source_of, _ = _resolve_fields(frame, options)
+    names = frame[source_of["name_zh"]].map(_text) if "name_zh" in source_of else pd.Series([None] * len(frame))
+    geoms, problems, notes, repaired = clean_geometries(frame, crs, options.layer, names, options.repair)
+    report.problems += problems
+    report.warnings += notes
     zones, report.fields, problems = build_zones(
-        frame, geoms, options, source_name=report.source, format_label=driver, crs_label=report.crs,
+        frame, geoms, options, source_name=report.source, format_label=report.format, crs_label=report.crs,
         district_names=district_names, repaired=repaired, rules=rules)
     report.problems += problems
     report.accuracy = str(zones["accuracy"].iloc[0])
@@ -762,61 +807,42 @@ def prepare_import(path: Path, current: gpd.GeoDataFrame, options: ImportOptions
                           "pass the right --crs") from None
     zones = zones.set_crs(schema.CRS, allow_override=True)
     for fid, original in repaired.items():
-        before = abs(gcrs.geodesic_area_m2(gcrs.geometry_to_wgs84(shapely.force_2d(original), crs))) / 1e6
+        before = abs(gcrs.geodesic_area_m2(gcrs.geometry_to_wgs84(original, crs))) / 1e6
         after = gcrs.geodesic_area_m2(zones.geometry.loc[fid]) / 1e6
         report.repairs.append({"feature": labels[zones.loc[fid, "zone_id"]], "zone_id": zones.loc[fid, "zone_id"],
                                "area_before_km2": round(before, 6), "area_after_km2": round(after, 6),
                                "area_delta_km2": round(after - before, 6)})
-    flagged = {p.split(":")[0] for p in report.problems}
     imported = with_computed_area(schema.normalize_zones(zones.reset_index(drop=True)))
     scope = replace_scope(current, options.layer, options.district)
-    kept_ids = set(current[~scope]["zone_id"])
+    kept = current[~scope]
+    kept_ids = set(kept["zone_id"])
+    located = {p.split(":")[0] for p in report.problems}
     try:
         # parents among the kept zones are fine; the merged table is validated below
         schema.validate_zones(imported.assign(parent_id=[None if p in kept_ids else p
                                                          for p in imported["parent_id"]]))
     except schema.ZoneValidationError as exc:
-        relabelled = _relabel(exc.problems, labels)
-        # geometry problems were already reported with their location in the source CRS
-        report.problems += [p for p in relabelled if not (p.split(" (zone")[0] in flagged and "geometry" in p)]
-
-    report.zones = len(imported)
-    report.area_km2 = round(float(np.nansum(imported["area_km2"])), 4)
-    stated = imported["stated_area_km2"].dropna()
-    report.stated_area_km2 = round(float(stated.sum()), 4) if len(stated) else None
-    if report.stated_area_km2 and report.area_km2 and not 0.67 < report.stated_area_km2 / report.area_km2 < 1.5:
-        report.warnings.append(f"stated areas total {report.stated_area_km2} km² but the geometries measure "
-                               f"{report.area_km2} km²: is the area column in another unit? "
-                               "(--map stated_area_km2=COLUMN:ha|m2|mu)")
-    valid_geoms = imported.geometry[~imported.geometry.is_empty & imported.geometry.notna()]
-    if len(valid_geoms):
-        report.extent = [round(float(v), 6) for v in valid_geoms.total_bounds]
-    report.sample = [
-        {k: props[k] for k in ("zone_id", "name_zh", "district_code", "source_doc_no", "effective_from",
-                               "stated_area_km2", "area_km2", "accuracy")}
-        for props in map(schema.zone_properties, imported.head(SAMPLE_ROWS).to_dict("records"))]
-    if not imported["rules"].map(bool).any():
-        report.warnings.append("the imported zones carry no rule texts: a lookup names the zone but quotes "
-                               "no prohibition (--rules-from ZONE_ID copies an existing zone's rules)")
+        report.problems += _by_feature(exc.problems, labels, located)
+    _summarise(report, imported)
     checkable = imported[imported["district_code"].notna() & imported.geometry.is_valid
                          & ~imported.geometry.is_empty]
     if len(checkable):
         rows, notes, problems = check_districts(checkable, districts, missing_reason)
-        report.district_check, report.warnings, report.problems = rows, report.warnings + notes, \
-            report.problems + problems
+        report.district_check = rows
+        report.warnings += notes
+        report.problems += problems
 
     report.replaces = {str(k): int(v) for k, v in current[scope]["district_code"].value_counts().items()}
     if not options.district:
         report.warnings.append(f"no --district: the import replaces layer {options.layer!r} in every district "
                                f"({sum(report.replaces.values())} zone(s))")
-    merged = pd.concat([current[~scope], imported], ignore_index=True)
-    merged = gpd.GeoDataFrame(merged, geometry="geometry", crs=schema.CRS)
     clash = sorted(kept_ids & set(imported["zone_id"]))
     if clash:
         report.problems.append(f"zone id(s) {', '.join(clash)} are already used by zones outside the replaced "
                                "scope (another layer or district); map zone_id to other values")
     if report.problems:
         return report, None
+    merged = gpd.GeoDataFrame(pd.concat([kept, imported], ignore_index=True), geometry="geometry", crs=schema.CRS)
     try:
         schema.validate_zones(merged)
     except schema.ZoneValidationError as exc:
@@ -830,8 +856,8 @@ def run_import(store: ZoneStore, path: Path, options: ImportOptions, *, dry_run:
                source_name: str | None = None,
                limits: uploads.UploadLimits = uploads.UploadLimits()) -> ImportReport:
     """Prepare the import and, unless dry run or any problem, write it as a new version."""
+    base_version = store.current().version  # read first: a write after it makes save() refuse
     current = store.load()
-    base_version = store.current().version
     with tempfile.TemporaryDirectory(prefix="zoning-import-") as tmp:
         report, merged = prepare_import(Path(path), current, options, workdir=Path(tmp),
                                         source_name=source_name, limits=limits)
