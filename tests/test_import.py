@@ -218,6 +218,15 @@ def test_shapefile_without_prj_is_refused_unless_crs_is_given(tmp_path, store, o
     assert_same_shapes(layer_zones(store), official)
 
 
+def test_cpg_naming_code_page_936_decodes_gbk(tmp_path, store, official):
+    shp = write_shapefile(official, tmp_path / "src", "EPSG:4527")
+    shp.with_suffix(".cpg").write_text("936")  # what ArcGIS writes for GBK
+    report = run_import(store, shp, options(), dry_run=False, author="t")
+    assert report.ok, report.problems
+    assert (report.encoding, report.encoding_note) == ("936", "named by zones.cpg")
+    assert sorted(layer_zones(store).name_zh) == sorted(official["名称"])
+
+
 def test_crs_option_that_contradicts_the_eastings_is_refused(tmp_path, store, official):
     shp = write_shapefile(official, tmp_path / "src", "EPSG:4527")
     shp.with_suffix(".prj").unlink()
