@@ -12,7 +12,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 
 from api.settings import get_settings
 from geo.store import StoreError, open_store
@@ -210,8 +210,9 @@ def check(
         if not answer[key]:
             console.print(f"{title}: —", highlight=False)
             continue
-        table = Table("zone_id", "图层 layer", "名称 name", "依据 source", "生效 in force", "精度 accuracy",
-                      "距边界 m" if key == "inside" else "距离 m", title=title)
+        headers = ("zone_id", "图层 layer", "名称 name", "依据 source", "生效 in force", "精度 accuracy",
+                   "距边界 m" if key == "inside" else "距离 m")
+        table = Table(*(Column(h, overflow="fold") for h in headers), title=title)
         for zone in answer[key]:
             src = zone["source"]
             table.add_row(zone["zone_id"], zone["layer"], zone[name],
