@@ -197,6 +197,25 @@ def test_a_gcj02_coordinate_gives_the_same_answer_as_its_wgs84_twin(page, server
     page.assert_clean()
 
 
+def test_drawing_a_site_shows_the_overlap_with_each_zone(page, server, bundled_zones):
+    zone = yongding_source_zone(bundled_zones)
+    lon, lat = interior_point(zone.geometry)
+    p = page.open(f"{server}/map")
+    p.evaluate("([lat, lon]) => ZoningMap.map.setView([lat, lon], 16, {animate: false})", [lat, lon])
+    box = p.locator(".folium-map").bounding_box()
+    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    p.click(".leaflet-draw-draw-polygon")
+    for dx, dy in ((-20, -20), (20, -20), (20, 20), (-20, 20), (-20, -20)):  # a 40 px square, closed
+        p.mouse.click(cx + dx, cy + dy)
+        p.wait_for_timeout(150)  # quicker clicks read as a double click, which ends the polygon early
+    result = wait_result(p)
+    assert zone["zone_id"] in result_zone_ids(p)
+    card = result.locator(f".zp-card[data-zone-id='{zone['zone_id']}']").inner_text()
+    assert "100.0% 占地块" in card  # the small site lies wholly inside the zone
+    assert "平方米" in result.locator(".zp-point").inner_text() or "m²" in result.inner_text()
+    page.assert_clean()
+
+
 def test_searching_a_zone_by_name_opens_its_popup_with_the_legal_details(page, server, bundled_zones):
     zone = yongding_source_zone(bundled_zones)
     p = page.open(f"{server}/map")

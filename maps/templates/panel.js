@@ -306,8 +306,9 @@
       var p = feature.properties;
       // Content as functions: this runs while the overlays are built, before init().
       layer.bindTooltip(function () { return tooltipHtml(p); }, { sticky: true });
-      // A click on a zone also bubbles to the map, whose handler runs the point check.
       layer.bindPopup(function () { return popupHtml(p); }, { maxWidth: 380 });
+      // The popup stops the click reaching the map, so a zone click runs the check itself.
+      layer.on("click", function (e) { checkLatLng(e.latlng); });
     },
 
     init: function (map, overlays, cfg) {
