@@ -55,11 +55,11 @@ def upload(client, path, headers=AUTH, **form):
 
 
 def served_ids(client, lon, lat) -> set[str]:
-    """Zones of the import layer the service answers with at (lon, lat)."""
-    box = f"{lon - 1e-6},{lat - 1e-6},{lon + 1e-6},{lat + 1e-6}"
-    answer = client.get(f"/collections/{IMPORT_LAYER}/items", params={"bbox": box, "limit": 1000, "f": "json"})
+    """Zones of the import layer the point lookup answers with at (lon, lat)."""
+    answer = client.get("/v1/check", params={"lon": lon, "lat": lat, "layers": IMPORT_LAYER})
     assert answer.status_code == 200, answer.text
-    return {f["id"] for f in answer.json()["features"]}
+    assert answer.json()["data_version"] == data_version(client)
+    return {zone["zone_id"] for zone in answer.json()["inside"]}
 
 
 def data_version(client) -> str:
