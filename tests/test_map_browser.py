@@ -227,6 +227,9 @@ def test_searching_a_zone_by_name_opens_its_popup_with_the_legal_details(page, s
     for value in (zone["name_zh"], zone["source_doc_no"], zone["effective_from"]):
         assert value in text
     assert "近似边界" in text  # accuracy in words, not a code
+    # The parent zone is a link that opens the parent's popup.
+    popup.locator(f"a[data-zone='{zone['parent_id']}']").click()
+    p.wait_for_selector(f".leaflet-popup-content .zp-popup[data-zone-id='{zone['parent_id']}']", timeout=10_000)
     page.assert_clean()
 
 
