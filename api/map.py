@@ -54,6 +54,15 @@ def map_page(
     return Response(html, media_type="text/html; charset=utf-8", headers=headers)
 
 
+class VendorFiles(StaticFiles):
+    """Vendored files live in versioned folders (leaflet-1.9.4/...), so browsers may keep them a week."""
+
+    def file_response(self, *args, **kwargs) -> Response:
+        response = super().file_response(*args, **kwargs)
+        response.headers["Cache-Control"] = "public, max-age=604800"
+        return response
+
+
 def mount_assets(app: FastAPI) -> None:
     """Serve maps/static/vendor at /static/vendor (gzip for the text assets)."""
-    app.mount("/static/vendor", GZipMiddleware(StaticFiles(directory=VENDOR_DIR), minimum_size=1024), name="vendor")
+    app.mount("/static/vendor", GZipMiddleware(VendorFiles(directory=VENDOR_DIR), minimum_size=1024), name="vendor")

@@ -87,6 +87,7 @@ def test_served_page_mentions_internet_hosts_only_for_the_optional_basemaps(samp
 def test_vendored_assets_are_served_compressed_and_path_traversal_is_refused(sample_client):
     js = sample_client.get("/static/vendor/leaflet-1.9.4/leaflet.js", headers={"Accept-Encoding": "gzip"})
     assert js.status_code == 200 and js.headers["content-encoding"] == "gzip"
+    assert "max-age" in js.headers["cache-control"]  # versioned folders: safe to keep
     assert sample_client.get("/static/vendor/../render.py").status_code == 404
     assert sample_client.get("/static/vendor/leaflet-1.9.4/nope.js").status_code == 404
 
