@@ -98,10 +98,11 @@ def look_up(snap: Snapshot, x, y, *, crs: str, as_of: str | None, layers: Sequen
     index = lookup_index(snap)
     hits = index.lookup_points(lon, lat, as_of=as_of, layers=layers)
     if distances:
-        dist = index.distance_to_boundary_m(lon, lat, hits)
-        nearby = index.nearby(lon, lat, near_m, hits, as_of=as_of, layers=layers)
+        points_m = index.metric_points(lon, lat)
+        dist = index.distance_to_boundary_m(points_m, hits)
+        nearby = index.nearby(points_m, near_m, hits, as_of=as_of, layers=layers)
     else:
-        dist, nearby = np.zeros(hits.zone.size), index.nearby(lon, lat, 0, hits)
+        dist, nearby = np.zeros(hits.zone.size), index.nearby(np.zeros(0, dtype=object), 0, hits)
     return PointLookup(x, y, crs, lon, lat, hits, dist, nearby)
 
 

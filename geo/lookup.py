@@ -159,10 +159,11 @@ def _axis_index(v: np.ndarray, edges: np.ndarray) -> np.ndarray:
     """
     size = edges.size - 1
     span = edges[-1] - edges[0]
-    with np.errstate(invalid="ignore"):
-        inside = (v >= edges[0]) & (v <= edges[-1])
-        scale = size / span if span > 0 else 0.0
-        k = np.clip(((v - edges[0]) * scale).astype(np.int64, copy=False), 0, size - 1)
+    inside = (v >= edges[0]) & (v <= edges[-1])  # False for NaN
+    scale = size / span if span > 0 else 0.0
+    # (NaN and far-off values are replaced first: casting them to int is undefined.)
+    k = ((np.where(inside, v, edges[0]) - edges[0]) * scale).astype(np.int64)
+    k = np.minimum(np.maximum(k, 0), size - 1)
     k -= v < edges[k]
     k += (v >= edges[k + 1]) & (k < size - 1)
     return np.where(inside, k, -1)
@@ -200,6 +201,7 @@ class ZoneIndex:
         shapely.prepare(self.geoms)
         self.area_m2 = np.asarray(geodesic_area_m2(self.geoms), dtype=float) if len(self.geoms) else np.zeros(0)
         self._layer = self.zones["layer"].to_numpy()
+        self._active: dict[tuple, np.ndarray] = {}
 
         # The grid spans all zones; cells' zone lists are stored CSR-style, sorted by
         # (cell, zone), so a point's candidates come out sorted by zone.
@@ -243,14 +245,21 @@ class ZoneIndex:
         """Boolean mask over zones: in force on ``as_of`` and in ``layers`` (None = no filter).
 
         Raises ``geo.selection.SelectionError`` for a malformed date or an unknown layer.
+        Masks are cached: a service asks for the same few dates and layer sets all day.
         """
-        mask = np.ones(len(self.zones), dtype=bool)
-        if as_of is not None:
-            day = parse_date(as_of)
-            mask &= in_force_mask(self.zones, day, day)
         names = parse_layers(layers)
-        if names is not None:
-            mask &= np.isin(self._layer, names)
+        key = (as_of, None if names is None else tuple(names))
+        mask = self._active.get(key)
+        if mask is None:
+            mask = np.ones(len(self.zones), dtype=bool)
+            if as_of is not None:
+                day = parse_date(as_of)
+                mask &= in_force_mask(self.zones, day, day)
+            if names is not None:
+                mask &= np.isin(self._layer, names)
+            if len(self._active) >= 1024:
+                self._active.clear()
+            self._active[key] = mask
         return mask
 
     # ------------------------------------------------------------------ points
@@ -279,47 +288,40 @@ class ZoneIndex:
             hit[test] = shapely.intersects_xy(self.geoms[zi[test]], lon[pi[test]], lat[pi[test]])
         return Hits(point=pi[hit], zone=zi[hit], n_points=lon.size)
 
-    def _metric_points(self, lon, lat) -> np.ndarray:
-        return shapely.points(*from_wgs84(lon, lat, METRIC_CRS))
+    def metric_points(self, lon, lat) -> np.ndarray:
+        """WGS84 points (validated) as shapely points in EPSG:4548, for the distance methods."""
+        x, y = from_wgs84(np.asarray(lon, dtype=float).reshape(-1), np.asarray(lat, dtype=float).reshape(-1),
+                          METRIC_CRS)
+        return shapely.points(x, y)
 
-    def distance_to_boundary_m(self, lon, lat, hits: Hits) -> np.ndarray:
-        """For each pair of ``hits``: metres from the point to that zone's boundary."""
-        lon = np.asarray(lon, dtype=float).reshape(-1)
-        lat = np.asarray(lat, dtype=float).reshape(-1)
+    def distance_to_boundary_m(self, points_m: np.ndarray, hits: Hits) -> np.ndarray:
+        """For each pair of ``hits``: metres from the point (``metric_points``) to that zone's boundary."""
         out = np.zeros(hits.zone.size)
-        if hits.zone.size == 0:
-            return out
-        points = self._metric_points(lon, lat)
         for z in np.unique(hits.zone):
             pairs = np.flatnonzero(hits.zone == z)
-            _, dist = self._boundary_trees[z].query_nearest(points[hits.point[pairs]], return_distance=True,
+            _, dist = self._boundary_trees[z].query_nearest(points_m[hits.point[pairs]], return_distance=True,
                                                            all_matches=False)
             out[pairs] = dist
         return out
 
-    def nearby(self, lon, lat, near_m: float, hits: Hits, as_of: str | None = None,
+    def nearby(self, points_m: np.ndarray, near_m: float, hits: Hits, as_of: str | None = None,
                layers: str | Iterable[str] | None = None) -> Nearby:
-        """Zones within ``near_m`` metres of each point that do not cover it (in force on
-        ``as_of``, of ``layers``), with the distance to them; sorted by point, then distance."""
-        lon = np.asarray(lon, dtype=float).reshape(-1)
-        lat = np.asarray(lat, dtype=float).reshape(-1)
-        empty = Nearby(np.zeros(0, np.intp), np.zeros(0, np.intp), np.zeros(0))
-        if near_m <= 0 or lon.size == 0 or self.chunks.size == 0:
-            return empty
-        points = self._metric_points(lon, lat)
-        pi, ci = self._chunk_tree.query(points, predicate="dwithin", distance=near_m)
+        """Zones within ``near_m`` metres of each point (``metric_points``) that do not cover
+        it (in force on ``as_of``, of ``layers``), with the distance to them; sorted by point,
+        then distance."""
+        if near_m <= 0 or len(points_m) == 0 or self.chunks.size == 0:
+            return Nearby(np.zeros(0, np.intp), np.zeros(0, np.intp), np.zeros(0))
+        pi, ci = self._chunk_tree.query(points_m, predicate="dwithin", distance=near_m)
         zi = self.chunk_zone[ci]
         n = len(self.zones)
         covering = np.isin(pi.astype(np.int64) * n + zi, hits.point.astype(np.int64) * n + hits.zone)
         keep = self.active(as_of, layers)[zi] & ~covering
         pi, ci, zi = pi[keep], ci[keep], zi[keep]
-        if pi.size == 0:
-            return empty
-        dist = shapely.distance(points[pi], self.chunks[ci])
+        dist = shapely.distance(points_m[pi], self.chunks[ci])
         # Minimum over a zone's chunks: sort by (point, zone, distance), keep each group's first.
         order = np.lexsort((dist, zi, pi))
         pi, zi, dist = pi[order], zi[order], dist[order]
-        first = np.r_[True, (pi[1:] != pi[:-1]) | (zi[1:] != zi[:-1])]
+        first = np.r_[True, (pi[1:] != pi[:-1]) | (zi[1:] != zi[:-1])] if pi.size else np.zeros(0, bool)
         pi, zi, dist = pi[first], zi[first], dist[first]
         order = np.lexsort((zi, dist, pi))
         return Nearby(point=pi[order].astype(np.intp), zone=zi[order].astype(np.intp), distance_m=dist[order])

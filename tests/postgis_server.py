@@ -13,12 +13,13 @@ import glob
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from tests.browser import free_port
 
 
 class PostGISUnavailable(RuntimeError):
@@ -44,12 +45,6 @@ def _bin_dir() -> Path:
     raise PostGISUnavailable("PostgreSQL with PostGIS not found (Debian: apt-get install postgresql-15-postgis-3)")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextlib.contextmanager
 def postgis_server() -> Iterator[Server]:
     """Start a PostGIS server for the duration of the block; raise PostGISUnavailable if it cannot be."""
@@ -65,7 +60,7 @@ def postgis_server() -> Iterator[Server]:
         user = pwd.getpwnam("postgres")
         os.chown(workdir, user.pw_uid, user.pw_gid)
     data, log = workdir / "data", workdir / "server.log"
-    port = _free_port()
+    port = free_port()
 
     def run(*args: str) -> None:
         subprocess.run([*prefix, *args], check=True, capture_output=True, text=True, timeout=120)

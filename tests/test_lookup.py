@@ -183,7 +183,7 @@ def test_distance_to_boundary_is_in_metres_to_the_nearest_edge(index):
     lon, lat = np.array([116.05]), np.array([39.95])
     hits = index.lookup_points(lon, lat, as_of="2022-01-01")
     assert index.zones["zone_id"][hits.zone[0]] == "t-square"
-    distance = index.distance_to_boundary_m(lon, lat, hits)[0]
+    distance = index.distance_to_boundary_m(index.metric_points(lon, lat), hits)[0]
     # The nearest edges are the meridians 0.05° east and west (~4.27 km; the parallels are ~5.55 km away).
     _, _, expected = GEOD.inv(116.05, 39.95, 116.00, 39.95)
     assert distance == pytest.approx(expected, rel=1e-3)
@@ -191,34 +191,35 @@ def test_distance_to_boundary_is_in_metres_to_the_nearest_edge(index):
 
 def test_a_point_on_the_boundary_is_zero_metres_from_it(index):
     hits = index.lookup_points([116.10], [39.95], as_of="2022-01-01")
-    assert index.distance_to_boundary_m([116.10], [39.95], hits) == pytest.approx([0.0], abs=1e-6)
+    assert index.distance_to_boundary_m(index.metric_points(116.10, 39.95), hits) == pytest.approx([0.0], abs=1e-6)
 
 
 def test_a_point_in_a_hole_has_the_zone_nearby_at_the_distance_to_the_hole_ring(index):
     lon, lat = np.array([116.25]), np.array([39.95])
     hits = index.lookup_points(lon, lat)
-    nearby = index.nearby(lon, lat, 2000, hits)
+    nearby = index.nearby(index.metric_points(lon, lat), 2000, hits)
     assert index.zones["zone_id"].to_numpy()[nearby.zone].tolist() == ["t-holed"]
     _, _, expected = GEOD.inv(116.25, 39.95, 116.24, 39.95)  # ~853 m to the ring's west and east edges
     assert nearby.distance_m[0] == pytest.approx(expected, rel=1e-3)
-    assert index.nearby(lon, lat, expected - 5, hits).zone.size == 0
+    assert index.nearby(index.metric_points(lon, lat), expected - 5, hits).zone.size == 0
 
 
 def test_nearby_lists_only_zones_not_covering_the_point_sorted_by_distance(index):
     lon, lat = np.array([116.0999]), np.array([39.92])  # in the square, 8.5 m from t-multi
     hits = index.lookup_points(lon, lat, as_of="2022-01-01")
-    nearby = index.nearby(lon, lat, 20_000, hits, as_of="2022-01-01")
+    points_m = index.metric_points(lon, lat)
+    nearby = index.nearby(points_m, 20_000, hits, as_of="2022-01-01")
     names = index.zones["zone_id"].to_numpy()[nearby.zone].tolist()
     assert "t-square" not in names and names[0] == "t-multi"
     assert nearby.distance_m[0] == pytest.approx(GEOD.inv(116.0999, 39.92, 116.10, 39.92)[2], rel=1e-3)
     assert list(nearby.distance_m) == sorted(nearby.distance_m)
     assert "t-repealed" not in names  # not in force on 2022-01-01
-    assert "t-repealed" in index.zones["zone_id"].to_numpy()[index.nearby(lon, lat, 20_000, hits).zone]
+    assert "t-repealed" in index.zones["zone_id"].to_numpy()[index.nearby(points_m, 20_000, hits).zone]
 
 
 def test_distance_to_a_point_zone_is_to_the_point(index):
     lon, lat = np.array([116.5]), np.array([39.91])
-    nearby = index.nearby(lon, lat, 5000, index.lookup_points(lon, lat))
+    nearby = index.nearby(index.metric_points(lon, lat), 5000, index.lookup_points(lon, lat))
     assert index.zones["zone_id"][nearby.zone[0]] == "t-station"
     assert nearby.distance_m[0] == pytest.approx(GEOD.inv(116.5, 39.91, 116.5, 39.9)[2], rel=1e-3)
 
