@@ -110,7 +110,6 @@ def import_zones(
     author: str = Form("admin-api", description="Recorded in the version history"),
 ) -> JSONResponse:
     settings = request.app.state.settings
-    limits = uploads.UploadLimits(max_bytes=settings.max_upload_bytes)
     try:
         options = importer.ImportOptions(
             layer=layer, district=district or None, mapping=importer.parse_mapping(mapping),
@@ -121,7 +120,7 @@ def import_zones(
             path = Path(tmp) / name
             uploads.copy_limited(file.file, path, settings.max_upload_bytes)
             report = importer.run_import(_store(request), path, options, dry_run=dry_run, author=author,
-                                         source_name=name, limits=limits)
+                                         source_name=name)
     except StoreError as exc:  # another import got in first
         return _refusal(409, str(exc))
     except Exception as exc:

@@ -10,7 +10,6 @@ status code (413 for too big, 400 for an unsafe path, 422 for a broken archive).
 from __future__ import annotations
 
 import os
-import shutil
 import stat
 import zipfile
 from collections.abc import Iterable
@@ -43,7 +42,6 @@ class BadArchiveError(UploadError):
 
 @dataclass(frozen=True)
 class UploadLimits:
-    max_bytes: int = 50 * 1024 * 1024  # the upload itself (api.settings.max_upload_bytes)
     max_entries: int = 200  # a shapefile is 4-8 files; 200 allows a folder of layers
     max_unpacked_bytes: int = 1024 * 1024 * 1024
     # Text-heavy GIS files (padded DBF, GeoJSON) compress 10-50x; bombs reach 1000x+.
@@ -160,13 +158,6 @@ def extract_zip(path: Path, dest: Path, limits: UploadLimits = UploadLimits()) -
                 raise BadArchiveError(f"zip entry {rel} cannot be extracted ({exc}); 压缩包已损坏") from None
             written.append(target)
     return written
-
-
-def reset_folder(folder: Path) -> None:
-    """An empty ``folder`` (created, or emptied if it exists)."""
-    if folder.exists():
-        shutil.rmtree(folder)
-    folder.mkdir(parents=True)
 
 
 def safe_filename(name: str | None, default: str = "upload") -> str:
