@@ -10,16 +10,20 @@ the functions here, so the two never drift apart.
 
 from __future__ import annotations
 
+import functools
+import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import geopandas as gpd
 import numpy as np
+import shapely
 
 from geo.catalog import Snapshot
 from geo.crs import to_wgs84
 from geo.lookup import Hits, Nearby, ZoneIndex
+from geo.paths import BASE_DIR, BOUNDARIES_DIR
 from geo.schema import ACCURACY_TEXT, zone_properties
 
 LANGS = ("zh", "en")
@@ -50,9 +54,10 @@ def zone_answers(zones: gpd.GeoDataFrame) -> list[dict[str, Any]]:
     return [zone_answer(row) for row in zones.drop(columns=zones.geometry.name).to_dict("records")]
 
 
-def disclaimer(zones: Iterable[Mapping[str, Any]], lang: str = "zh") -> str:
-    """Which of ``zones`` are approximate/schematic/indicative, and that the legal
-    boundary is the official one — in ``lang`` (zh or en)."""
+def disclaimer(zones: Iterable[Mapping[str, Any]], lang: str = "zh", not_digitised: int = 0) -> str:
+    """Which of ``zones`` are approximate/schematic/indicative, that ``not_digitised``
+    zones of the district could not be drawn, and that the legal boundary is the official
+    one — in ``lang`` (zh or en)."""
     zh = lang == "zh"
     by_accuracy: dict[str, list[str]] = {}
     for zone in zones:
@@ -63,11 +68,74 @@ def disclaimer(zones: Iterable[Mapping[str, Any]], lang: str = "zh") -> str:
                 names.append(label)
     if zh:
         parts = [f"{'、'.join(names)}为{ACCURACY_TEXT[acc][0]}。" for acc, names in by_accuracy.items()]
+        if not_digitised:
+            parts.append(f"所在区另有{not_digitised}个文件规定的分区未能数字化（见 not_digitised），"
+                         "本结果不能说明该处不在这些分区内。")
         tail = "法定边界以主管部门发布的官方数据为准，本结果不构成法律认定。"
         return "".join(parts) + tail if parts else "返回的分区均为官方边界。" + tail
     parts = [f"{', '.join(names)}: {ACCURACY_TEXT[acc][1]}." for acc, names in by_accuracy.items()]
+    if not_digitised:
+        parts.append(f"{not_digitised} more zone(s) the district's documents define could not be digitised "
+                     "(see not_digitised): this answer cannot tell whether the place is inside them.")
     tail = "The legal boundary is the official one published by the issuing authority; this answer is not a legal determination."
     return " ".join(parts) + " " + tail if parts else "All zones returned have official boundaries. " + tail
+
+
+# ------------------------------------------------------------------ zones not digitised
+
+
+@dataclass(frozen=True)
+class NotDigitisedCatalogue:
+    """``data/boundaries/not_digitised.json`` (zones the texts define but the build could
+    not draw) and the outlines of the districts it names (base layer, for reference)."""
+
+    entries: list[dict[str, Any]]
+    district_codes: list[str]
+    districts: np.ndarray  # prepared polygons, one per code
+
+
+@functools.lru_cache(maxsize=1)
+def not_digitised_catalogue() -> NotDigitisedCatalogue:
+    entries_path, districts_path = BOUNDARIES_DIR / "not_digitised.json", BASE_DIR / "districts.geojson"
+    if not entries_path.exists() or not districts_path.exists():
+        return NotDigitisedCatalogue([], [], np.zeros(0, dtype=object))
+    entries = json.loads(entries_path.read_text(encoding="utf-8"))
+    named = {e["district_code"] for e in entries}
+    outlines = {f["properties"]["adcode"]: shapely.geometry.shape(f["geometry"])
+                for f in json.loads(districts_path.read_text(encoding="utf-8"))["features"]
+                if f["properties"]["adcode"] in named}
+    codes = sorted(outlines)
+    districts = np.array([outlines[c] for c in codes], dtype=object)
+    shapely.prepare(districts)
+    return NotDigitisedCatalogue(entries, codes, districts)
+
+
+def _official_layers(zones: gpd.GeoDataFrame) -> set[tuple[str, str]]:
+    official = zones[zones["accuracy"] == "official"]
+    return set(zip(official["layer"], official["district_code"], strict=True))
+
+
+def not_digitised(snap: Snapshot, *, lon=None, lat=None, site=None,
+                  layers: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    """Zones not digitised in the districts containing any of the points (or touching
+    ``site``), of ``layers``; an entry is dropped once the store holds its zone id, or
+    official zones of its layer in its district (an import replaced the approximation)."""
+    catalogue = not_digitised_catalogue()
+    if not catalogue.entries:
+        return []
+    if site is not None:
+        touched = shapely.intersects(catalogue.districts, site)
+    else:
+        lon, lat = np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)
+        touched = np.array([shapely.intersects_xy(d, lon, lat).any() for d in catalogue.districts], dtype=bool)
+    codes = {c for c, hit in zip(catalogue.district_codes, touched, strict=True) if hit}
+    if not codes:
+        return []
+    known = set(snap.zones["zone_id"])
+    official = snap.derived("official_layers", _official_layers)
+    return [e for e in catalogue.entries
+            if e["district_code"] in codes and (layers is None or e["layer"] in layers)
+            and e["zone_id"] not in known and (e["layer"], e["district_code"]) not in official]
 
 
 @dataclass(frozen=True)
@@ -144,13 +212,15 @@ def check_answer(snap: Snapshot, x: float, y: float, *, crs: str, as_of: str, la
     """The answer of GET /v1/check and `zoning check` for one point."""
     found = look_up(snap, [x], [y], crs=crs, as_of=as_of, layers=layers, near_m=near_m)
     result = next(iter_point_results(snap, found))
+    missing = not_digitised(snap, lon=found.lon, lat=found.lat, layers=layers)
     return {
         "point": result["point"],
         "as_of": as_of,
         "inside": result["inside"],
         "nearby": result["nearby"],
+        "not_digitised": missing,
         "data_version": snap.data_version,
-        "disclaimer": disclaimer(result["inside"] + result["nearby"], lang),
+        "disclaimer": disclaimer(result["inside"] + result["nearby"], lang, len(missing)),
     }
 
 
@@ -168,11 +238,13 @@ def site_answer(snap: Snapshot, site, *, crs: str, as_of: str, layers: Sequence[
                       "overlap_area_m2": round(float(overlaps.overlap_m2[k]), 1),
                       "share_of_site": round(float(overlaps.share_of_site[k]), 6),
                       "share_of_zone": None if np.isnan(share_of_zone) else round(float(share_of_zone), 6)})
+    missing = not_digitised(snap, site=site, layers=layers)
     return {
         "site": {"crs": crs, "area_m2": round(overlaps.site_area_m2, 1),
                  "bbox_wgs84": [round(float(v), COORD_DECIMALS) for v in site.bounds]},
         "as_of": as_of,
         "zones": zones,
+        "not_digitised": missing,
         "data_version": snap.data_version,
-        "disclaimer": disclaimer(zones, lang),
+        "disclaimer": disclaimer(zones, lang, len(missing)),
     }

@@ -62,8 +62,10 @@ def _snapshot(request: Request) -> Snapshot:
     summary="Zones covering a point 点位查询",
     description="Every zone in force on `as_of` that covers the point — a point on a boundary counts as "
                 "inside — with its rules, source document and the distance to its boundary (metres, "
-                "EPSG:4548); plus zones within `near` metres that do not contain it. The disclaimer names "
-                "the zones whose boundaries are not official.",
+                "EPSG:4548); plus zones within `near` metres that do not contain it, and `not_digitised`: "
+                "zones the documents of the point's district define but that could not be drawn, so an empty "
+                "`inside` never reads as 'in no zone'. The disclaimer names the zones whose boundaries are "
+                "not official.",
 )
 async def check(
     request: Request,
@@ -103,8 +105,9 @@ BATCH_BODY = {
     description="The body is CSV with a header (`lon,lat[,id]`; `x,y` also accepted; rows are numbered "
                 "as in a spreadsheet, header = row 1) or a GeoJSON FeatureCollection of Points. At most "
                 "`max_batch_points` (100 000) points: more is a 413. A bad row is a 422 naming it. The "
-                "answer is one JSON object, streamed: `{as_of, crs, data_version, count, results: [{id, "
-                "zone_ids}], disclaimer}`; with `detail=true` each result also has `point`, `inside` and "
+                "answer is one JSON object, streamed: `{as_of, crs, data_version, count, not_digitised, results: "
+                "[{id, zone_ids}], disclaimer}` (`not_digitised`: zones the documents of the points' districts "
+                "define but that could not be drawn); with `detail=true` each result also has `point`, `inside` and "
                 "`nearby` exactly as GET /v1/check answers them.",
     openapi_extra=BATCH_BODY,
     response_class=StreamingResponse,
@@ -132,8 +135,10 @@ async def check_batch(
         return points, found
 
     points, found = await run_in_threadpool(look_up)
-    head = {"as_of": params.as_of, "crs": params.crs, "data_version": snap.data_version, "count": len(points.ids)}
-    tail = answers.disclaimer(answers.returned_zones(snap, found), params.lang)
+    missing = answers.not_digitised(snap, lon=found.lon, lat=found.lat, layers=params.layers)
+    head = {"as_of": params.as_of, "crs": params.crs, "data_version": snap.data_version, "count": len(points.ids),
+            "not_digitised": missing}
+    tail = answers.disclaimer(answers.returned_zones(snap, found), params.lang, len(missing))
     return StreamingResponse(_stream_batch(snap, found, points.ids, detail, head, tail),
                              media_type="application/json")
 

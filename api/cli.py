@@ -223,6 +223,9 @@ def check(
     for zone in answer["inside"]:
         for rule in zone["rules"]:
             console.print(f"  {zone['zone_id']}: {rule[text]}", highlight=False)
+    if answer["not_digitised"]:
+        console.print(f"未数字化 not digitised ({len(answer['not_digitised'])}): "
+                      + "; ".join(f"{z[name]} ({z['zone_id']})" for z in answer["not_digitised"]), highlight=False)
     console.print(answer["disclaimer"], style="dim", highlight=False)
 
 

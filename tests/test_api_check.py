@@ -32,6 +32,7 @@ def inside_ids(answer) -> list[str]:
 
 def test_check_answers_zone_rules_source_and_point_echo(sample_client):
     answer = check(sample_client, lon=116.05, lat=39.92, as_of="2022-01-01").json()
+    assert list(answer) == ["point", "as_of", "inside", "nearby", "not_digitised", "data_version", "disclaimer"]
     assert answer["point"] == {"input": [116.05, 39.92], "crs": "wgs84", "wgs84": [116.05, 39.92]}
     assert answer["as_of"] == "2022-01-01"
     assert answer["data_version"].startswith("v1-")
@@ -112,6 +113,41 @@ def test_disclaimer_of_an_official_zone_says_it_is_official():
     assert text.startswith("All zones returned have official boundaries.")
 
 
+def bundled_not_digitised(district_code: str) -> list[dict]:
+    from geo.paths import BOUNDARIES_DIR
+
+    entries = json.loads((BOUNDARIES_DIR / "not_digitised.json").read_text(encoding="utf-8"))
+    return [e for e in entries if e["district_code"] == district_code]
+
+
+def test_check_lists_zones_the_district_defines_but_could_not_draw(sample_client):
+    expected = bundled_not_digitised("110109")  # 116.05, 39.92 lies in 门头沟区
+    assert expected, "the bundled data lists no undigitised 门头沟 zones"
+    answer = check(sample_client, lon=116.05, lat=39.92).json()
+    assert answer["not_digitised"] == expected
+    assert all(e["reason"] for e in answer["not_digitised"])
+    assert f"另有{len(expected)}个文件规定的分区未能数字化" in answer["disclaimer"]
+    bans = check(sample_client, lon=116.05, lat=39.92, layers="livestock_ban", lang="en").json()
+    assert bans["not_digitised"] == [e for e in expected if e["layer"] == "livestock_ban"]
+    assert "could not be digitised" in bans["disclaimer"]
+
+
+def test_check_outside_the_four_districts_lists_nothing_undigitised(sample_client):
+    answer = check(sample_client, lon=116.45, lat=39.92).json()  # 朝阳区
+    assert answer["not_digitised"] == [] and "未能数字化" not in answer["disclaimer"]
+
+
+def test_official_zones_of_a_layer_retire_its_undigitised_entries(sample_client, tmp_path, sample_zones):
+    from geo.store import ZoneStore
+
+    official = sample_zones.copy()
+    official["accuracy"] = "official"  # as after importing the district's official ban-zone file
+    ZoneStore(tmp_path / "store" / "zones.gpkg").save(official, action="import")
+    layers = {e["layer"] for e in check(sample_client, lon=116.05, lat=39.92).json()["not_digitised"]}
+    assert "livestock_ban" not in layers and "water_source" not in layers
+    assert layers == {e["layer"] for e in bundled_not_digitised("110109")} - {"livestock_ban", "water_source"}
+
+
 @pytest.mark.parametrize(("params", "field", "message"), [
     ({"lon": "nan", "lat": 39.9}, "lon", "finite"),
     ({"lon": 116.0, "lat": "inf"}, "lat", "finite"),
@@ -177,6 +213,8 @@ def test_batch_equals_single_answers_point_for_point(sample_client):
     assert batch.status_code == 200
     body = batch.json()
     assert body["count"] == 60 and body["as_of"] == "2020-06-01" and body["crs"] == "wgs84"
+    # the points lie in 门头沟 and 海淀: the batch lists those districts' undigitised zones once
+    assert body["not_digitised"] == bundled_not_digitised("110108") + bundled_not_digitised("110109")
     assert sum(bool(r["zone_ids"]) for r in body["results"]) > 10  # the sample covers many inside points
     for i, result in enumerate(body["results"]):
         single = check(sample_client, lon=lon[i], lat=lat[i], **params).json()
@@ -287,6 +325,7 @@ def test_site_half_inside_the_square_reports_geodesic_overlap_and_shares(sample_
     assert zone["share_of_site"] == pytest.approx(half_m2 / site_m2, abs=1e-6)
     assert zone["share_of_zone"] == pytest.approx(half_m2 / square_m2, abs=1e-6)
     assert "t-square" in answer["disclaimer"] and answer["data_version"].startswith("v1-")
+    assert answer["not_digitised"] == bundled_not_digitised("110109")
 
 
 def test_site_as_a_feature_in_gcj02_is_converted_before_overlaying(sample_client):
