@@ -262,7 +262,7 @@ def check_file(
     zone_layers = snap.zones["layer"].to_numpy()
     step = 10_000
     fd, tmp = tempfile.mkstemp(dir=out.resolve().parent, prefix=f".{out.name}.", suffix=".tmp")
-    inside_total = 0
+    inside_total, missing = 0, {}
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as f, Progress(console=err_console) as progress:
             writer = csv.writer(f, lineterminator="\n")
@@ -277,6 +277,8 @@ def check_file(
                 except CoordinateError as exc:
                     exc.index = start + (exc.index or 0)
                     raise row_error(points, exc) from None
+                for entry in answers.not_digitised(snap, lon=found.lon, lat=found.lat, layers=layer_list):
+                    missing.setdefault(entry["zone_id"], entry)
                 for k, zones in enumerate(found.hits.by_point()):
                     i = start + k
                     inside_total += bool(zones.size)
@@ -291,6 +293,9 @@ def check_file(
         raise
     console.print(f"{len(points.ids)} points, {inside_total} inside at least one zone "
                   f"({np.round(100 * inside_total / max(len(points.ids), 1), 1)} %); wrote {out}", highlight=False)
+    if missing:
+        console.print(f"未数字化 not digitised in these districts ({len(missing)}), so no answer for them: "
+                      + "; ".join(f"{z['name_zh']} ({z['zone_id']})" for z in missing.values()), highlight=False)
 
 
 def recipes_option() -> Path:
