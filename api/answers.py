@@ -126,16 +126,24 @@ def not_digitised(snap: Snapshot, *, lon=None, lat=None, site=None,
     if site is not None:
         touched = shapely.intersects(catalogue.districts, site)
     else:
-        lon, lat = np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)
-        touched = np.array([shapely.intersects_xy(d, lon, lat).any() for d in catalogue.districts], dtype=bool)
-    codes = {c for c, hit in zip(catalogue.district_codes, touched, strict=True) if hit}
+        lon, lat = np.asarray(lon, dtype=float).reshape(-1), np.asarray(lat, dtype=float).reshape(-1)
+        if lon.size == 1:  # one call over the districts
+            touched = shapely.intersects_xy(catalogue.districts, lon[0], lat[0])
+        else:
+            touched = np.array([shapely.intersects_xy(d, lon, lat).any() for d in catalogue.districts], dtype=bool)
+    codes = tuple(c for c, hit in zip(catalogue.district_codes, touched, strict=True) if hit)
     if not codes:
         return []
-    known = set(snap.zones["zone_id"])
-    official = snap.derived("official_layers", _official_layers)
-    return [e for e in catalogue.entries
-            if e["district_code"] in codes and (layers is None or e["layer"] in layers)
-            and e["zone_id"] not in known and (e["layer"], e["district_code"]) not in official]
+    # The same few (districts, layers) come up again and again: filter once per data version.
+    cache = snap.derived("not_digitised", lambda _: {})
+    key = (codes, None if layers is None else tuple(layers))
+    if key not in cache:
+        known = set(snap.zones["zone_id"])
+        official = snap.derived("official_layers", _official_layers)
+        cache[key] = [e for e in catalogue.entries
+                      if e["district_code"] in codes and (layers is None or e["layer"] in layers)
+                      and e["zone_id"] not in known and (e["layer"], e["district_code"]) not in official]
+    return cache[key]
 
 
 @dataclass(frozen=True)

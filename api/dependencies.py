@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 import shapely
-from fastapi import Depends, HTTPException, Query, Request
+from fastapi import HTTPException, Query, Request
 
 from api.errors import PayloadTooLargeError
 from geo import crs as geocrs
@@ -139,32 +139,36 @@ CRS_HELP = ("Coordinate system of the input: wgs84 (GPS, default), cgcs2000, gcj
             "bd09 (Baidu) or EPSG:n (e.g. EPSG:4548, CGCS2000 Gauss-Krüger 117°E, x=easting y=northing)")
 
 
-async def crs_param(crs: str = Query("wgs84", description=CRS_HELP)) -> str:
+CRS_QUERY = Query("wgs84", description=CRS_HELP)
+AS_OF_QUERY = Query(None, description="Date the rules apply on (YYYY-MM-DD); default today in Beijing. A zone "
+                                      "applies from effective_from (inclusive) to effective_to (exclusive)")
+LAYERS_QUERY = Query(None, description="Layer ids, comma-separated (default: all), e.g. livestock_ban,water_source")
+LANG_QUERY = Query("zh", description="Language of the disclaimer: zh (default) or en")
+NEAR_QUERY = Query(DEFAULT_NEAR_M, description=f"Also list zones within this many metres that do not contain the "
+                                               f"point (0..{MAX_NEAR_M:.0f}; 0 = none)")
+
+
+async def crs_param(crs: str = CRS_QUERY) -> str:
     with answer_422():
         return parse_crs_field(crs)
 
 
-async def as_of_param(as_of: str | None = Query(
-        None, description="Date the rules apply on (YYYY-MM-DD); default today in Beijing. A zone applies "
-                          "from effective_from (inclusive) to effective_to (exclusive)")) -> str:
+async def as_of_param(as_of: str | None = AS_OF_QUERY) -> str:
     with answer_422():
         return parse_as_of_field(as_of)
 
 
-async def layers_param(layers: str | None = Query(
-        None, description="Layer ids, comma-separated (default: all), e.g. livestock_ban,water_source")) -> list[str] | None:
+async def layers_param(layers: str | None = LAYERS_QUERY) -> list[str] | None:
     with answer_422():
         return parse_layers_field(layers)
 
 
-async def lang_param(lang: str = Query("zh", description="Language of the disclaimer: zh (default) or en")) -> str:
+async def lang_param(lang: str = LANG_QUERY) -> str:
     with answer_422():
         return parse_lang_field(lang)
 
 
-async def near_param(near: float = Query(
-        DEFAULT_NEAR_M, description=f"Also list zones within this many metres that do not contain the point "
-                                    f"(0..{MAX_NEAR_M:.0f}; 0 = none)")) -> float:
+async def near_param(near: float = NEAR_QUERY) -> float:
     with answer_422():
         return parse_near_field(near)
 
@@ -178,10 +182,23 @@ class LookupParams:
     near_m: float
 
 
-async def lookup_params(crs: str = Depends(crs_param), as_of: str = Depends(as_of_param),
-                        layers: list[str] | None = Depends(layers_param), lang: str = Depends(lang_param),
-                        near: float = Depends(near_param)) -> LookupParams:
-    return LookupParams(crs=crs, as_of=as_of, layers=layers, lang=lang, near_m=near)
+def lookup_params(crs: str, as_of: str | None, layers: str | None, lang: str, near: float) -> LookupParams:
+    """All lookup parameters parsed at once; the 422 lists every bad one.
+
+    The hot endpoints declare the parameters themselves (``crs: str = CRS_QUERY`` …) and
+    call this, because FastAPI's cost per sub-dependency adds up to more than a lookup.
+    """
+    parsed, errors = {}, []
+    for name, parse, value in (("crs", parse_crs_field, crs), ("as_of", parse_as_of_field, as_of),
+                               ("layers", parse_layers_field, layers), ("lang", parse_lang_field, lang),
+                               ("near_m", parse_near_field, near)):
+        try:
+            parsed[name] = parse(value)
+        except InputError as exc:
+            errors.append(exc)
+    if errors:
+        raise unprocessable(*errors)
+    return LookupParams(**parsed)
 
 
 # ------------------------------------------------------------------ request bodies

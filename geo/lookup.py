@@ -152,20 +152,22 @@ def _grid_cells(geom: shapely.Geometry, xs: np.ndarray, ys: np.ndarray) -> tuple
 
 def _axis_index(v: np.ndarray, edges: np.ndarray) -> np.ndarray:
     """Index k with edges[k] <= v < edges[k+1] (the last edge belongs to the last cell);
-    -1 outside the edges or for NaN.
-
-    Arithmetic gives k to within one; comparing with the stored edges makes it exact,
-    so a point always lands in a closed cell that really contains it.
+    -1 outside the edges or for NaN. Exact, so a point always lands in a closed cell
+    that really contains it.
     """
     size = edges.size - 1
-    span = edges[-1] - edges[0]
     inside = (v >= edges[0]) & (v <= edges[-1])  # False for NaN
-    scale = size / span if span > 0 else 0.0
-    # (NaN and far-off values are replaced first: casting them to int is undefined.)
-    k = ((np.where(inside, v, edges[0]) - edges[0]) * scale).astype(np.int64)
-    k = np.minimum(np.maximum(k, 0), size - 1)
-    k -= v < edges[k]
-    k += (v >= edges[k + 1]) & (k < size - 1)
+    if v.size <= 64:  # a few points: binary search, cheaper than the fixed costs below
+        k = np.searchsorted(edges, v, side="right") - 1
+    else:  # many points: arithmetic gives k to within one, a comparison with the edges fixes it
+        span = edges[-1] - edges[0]
+        scale = size / span if span > 0 else 0.0
+        # (NaN and far-off values are replaced first: casting them to int is undefined.)
+        k = ((np.where(inside, v, edges[0]) - edges[0]) * scale).astype(np.int64)
+        k = np.minimum(np.maximum(k, 0), size - 1)
+        k -= v < edges[k]
+        k += v >= edges[k + 1]
+    k[v == edges[-1]] = size - 1
     return np.where(inside, k, -1)
 
 
