@@ -173,6 +173,12 @@ def test_bad_check_parameters_are_422_naming_the_field(sample_client, params, fi
     assert any(e["loc"] == ["query", field] and message in e["msg"] for e in errors), errors
 
 
+def test_every_bad_parameter_is_listed_in_one_422(sample_client):
+    answer = check(sample_client, lon=116, lat=39.9, crs="mars2", as_of="tomorrow", lang="fr", near=-1)
+    assert answer.status_code == 422
+    assert [e["loc"][1] for e in answer.json()["detail"]] == ["crs", "as_of", "lang", "near"]
+
+
 def test_service_answers_from_a_new_data_version_without_restart(sample_client, tmp_path, sample_zones):
     from geo.store import ZoneStore
 
