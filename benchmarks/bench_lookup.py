@@ -277,7 +277,7 @@ def main() -> None:
     rng = np.random.default_rng(0)
     lon, lat = rng.uniform(bounds[0], bounds[2], N), rng.uniform(bounds[1], bounds[3], N)
     print(f"{len(zones)} zones, {shapely.get_num_coordinates(zones.geometry.values).sum():,} vertices; points uniform "
-          f"over the four districts' extent {tuple(round(b, 3) for b in bounds)}")
+          f"over the four districts' extent {tuple(round(float(b), 3) for b in bounds)}")
     rows = engine_figures(zones, lon, lat) + http_figures(bounds) + postgis_figures(zones, lon, lat)
     width = max(len(name) for name, _ in rows)
     for name, value in rows:
