@@ -46,7 +46,8 @@ from tests.browser import free_port  # noqa: E402
 N = 1_000_000
 REPEATS = 3
 SINGLE = 3000
-HTTP_SECONDS = 8
+HTTP_SECONDS = 5
+HTTP_ROUNDS = 3
 HTTP_CONNECTIONS = 8
 FOUR_DISTRICTS = ("110108", "110109", "110117", "110118")  # 海淀, 门头沟, 平谷, 密云
 
@@ -230,8 +231,12 @@ def http_figures(bounds) -> list[tuple[str, str]]:
                 tool = "wrk"
                 script = workdir / "check.lua"
                 script.write_text(WRK_SCRIPT.format(minx=minx, miny=miny, dx=maxx - minx, dy=maxy - miny))
-                health = run_wrk(base + "/healthz", None)
-                check = run_wrk(base + "/v1/check", script)
+
+                def health():
+                    return run_wrk(base + "/healthz", None)
+
+                def check():
+                    return run_wrk(base + "/v1/check", script)
             else:
                 tool = "httpx (wrk not installed)"
                 rng = np.random.default_rng(42)
@@ -239,15 +244,24 @@ def http_figures(bounds) -> list[tuple[str, str]]:
                 def check_urls():
                     while True:
                         yield f"{base}/v1/check?lon={rng.uniform(minx, maxx):.6f}&lat={rng.uniform(miny, maxy):.6f}"
-                health = run_httpx(iter(lambda: base + "/healthz", None))
-                check = run_httpx(check_urls())
+
+                def health():
+                    return run_httpx(iter(lambda: base + "/healthz", None))
+
+                def check():
+                    return run_httpx(check_urls())
+            # Alternate the two, so that a burst of load elsewhere on the machine hits both.
+            runs = [(health(), check()) for _ in range(HTTP_ROUNDS)]
         finally:
             server.terminate()
             server.wait(timeout=30)
-    label = f"{tool}, {HTTP_CONNECTIONS} connections, {HTTP_SECONDS} s, 1 uvicorn worker"
-    for name, (rate, p50, p99) in (("GET /healthz", health), ("GET /v1/check (random points)", check)):
+    label = f"{tool}, {HTTP_CONNECTIONS} connections, {HTTP_ROUNDS} x {HTTP_SECONDS} s each, 1 uvicorn worker"
+    for k, name in enumerate(("GET /healthz", "GET /v1/check (random points)")):
+        rate, p50, p99 = sorted((r[k] for r in runs), key=lambda r: r[0])[HTTP_ROUNDS // 2]  # median round
         rows.append((f"{name} [{label}]", f"{rate:,.0f} req/s, p50 {p50 * 1e3:.2f} ms, p99 {p99 * 1e3:.2f} ms"))
-    rows.append(("/v1/check rate / /healthz rate (target ≥ 70 %)", f"{100 * check[0] / health[0]:.0f} %"))
+    ratios = sorted(c[0] / h[0] for h, c in runs)
+    rows.append(("/v1/check rate / /healthz rate (target ≥ 70 %)",
+                 f"{100 * ratios[HTTP_ROUNDS // 2]:.0f} % (rounds: {', '.join(f'{100 * r:.0f} %' for r in ratios)})"))
     return rows
 
 

@@ -42,7 +42,7 @@ import geopandas as gpd
 import numpy as np
 import shapely
 
-from geo.crs import METRIC_CRS, from_wgs84, geodesic_area_m2, to_metric
+from geo.crs import geodesic_area_m2, to_metric
 from geo.selection import in_force_mask, parse_date, parse_layers
 
 __all__ = ["BOUNDARY_CHUNK", "DEFAULT_GRID_SIZE", "Hits", "Nearby", "SiteOverlaps", "ZoneIndex"]
@@ -171,6 +171,12 @@ def _axis_index(v: np.ndarray, edges: np.ndarray) -> np.ndarray:
     return np.where(inside, k, -1)
 
 
+def _points(lon, lat) -> np.ndarray:
+    # from an (n, 2) array: several times cheaper than shapely.points(x, y) for a few points
+    return shapely.points(np.column_stack([np.asarray(lon, dtype=float).reshape(-1),
+                                           np.asarray(lat, dtype=float).reshape(-1)]))
+
+
 def _cell_ids(x: np.ndarray, y: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
     """The grid cell of each point (``iy * G + ix``), -1 outside the grid."""
     ix, iy = _axis_index(x, xs), _axis_index(y, ys)
@@ -292,9 +298,7 @@ class ZoneIndex:
 
     def metric_points(self, lon, lat) -> np.ndarray:
         """WGS84 points (validated) as shapely points in EPSG:4548, for the distance methods."""
-        x, y = from_wgs84(np.asarray(lon, dtype=float).reshape(-1), np.asarray(lat, dtype=float).reshape(-1),
-                          METRIC_CRS)
-        return shapely.points(x, y)
+        return to_metric(_points(lon, lat))
 
     def distance_to_boundary_m(self, points_m: np.ndarray, hits: Hits) -> np.ndarray:
         """For each pair of ``hits``: metres from the point (``metric_points``) to that zone's boundary."""
@@ -315,8 +319,11 @@ class ZoneIndex:
             return Nearby(np.zeros(0, np.intp), np.zeros(0, np.intp), np.zeros(0))
         pi, ci = self._chunk_tree.query(points_m, predicate="dwithin", distance=near_m)
         zi = self.chunk_zone[ci]
+        # Drop the zones covering the point: hit keys are sorted, so a binary search finds them.
         n = len(self.zones)
-        covering = np.isin(pi.astype(np.int64) * n + zi, hits.point.astype(np.int64) * n + hits.zone)
+        key, hit_keys = pi.astype(np.int64) * n + zi, hits.point.astype(np.int64) * n + hits.zone
+        at = np.minimum(np.searchsorted(hit_keys, key), max(hit_keys.size - 1, 0))
+        covering = hit_keys[at] == key if hit_keys.size else np.zeros(key.size, bool)
         keep = self.active(as_of, layers)[zi] & ~covering
         pi, ci, zi = pi[keep], ci[keep], zi[keep]
         dist = shapely.distance(points_m[pi], self.chunks[ci])
