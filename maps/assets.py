@@ -23,31 +23,27 @@ TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 # Relative, so the page also works when the app is served under a path prefix.
 VENDOR_URL = "static/vendor/"
 
-# folium's CDN URL -> vendored file (relative to VENDOR_DIR). None: not needed, dropped —
-# jQuery, Bootstrap, glyphicons, Font Awesome and awesome-markers only serve folium's
-# icon markers, which the map does not use.
-FOLIUM_URLS: dict[str, str | None] = {
-    "https://cdn.jsdelivr.net/npm/leaflet@1.9.3/dist/leaflet.js": "leaflet-1.9.4/leaflet.js",
-    "https://cdn.jsdelivr.net/npm/leaflet@1.9.3/dist/leaflet.css": "leaflet-1.9.4/leaflet.css",
-    "https://cdnjs.cloudflare.com/ajax/libs/leaflet.draw/1.0.2/leaflet.draw.js": "leaflet-draw-1.0.4/leaflet.draw.js",
-    "https://cdnjs.cloudflare.com/ajax/libs/leaflet.draw/1.0.2/leaflet.draw.css":
-        "leaflet-draw-1.0.4/leaflet.draw.css",
-    "https://cdn.jsdelivr.net/gh/ljagis/leaflet-measure@2.1.7/dist/leaflet-measure.min.js":
-        "leaflet-measure-2.1.7/leaflet-measure.min.js",
-    "https://cdn.jsdelivr.net/gh/ljagis/leaflet-measure@2.1.7/dist/leaflet-measure.min.css":
-        "leaflet-measure-2.1.7/leaflet-measure.css",
-    "https://cdn.jsdelivr.net/npm/leaflet.fullscreen@3.0.0/Control.FullScreen.min.js":
-        "leaflet.fullscreen-3.0.0/Control.FullScreen.js",
-    "https://cdn.jsdelivr.net/npm/leaflet.fullscreen@3.0.0/Control.FullScreen.css":
-        "leaflet.fullscreen-3.0.0/Control.FullScreen.css",
-    "https://code.jquery.com/jquery-3.7.1.min.js": None,
-    "https://cdn.jsdelivr.net/npm/bootstrap@5.2.2/dist/js/bootstrap.bundle.min.js": None,
-    "https://cdnjs.cloudflare.com/ajax/libs/Leaflet.awesome-markers/2.0.2/leaflet.awesome-markers.js": None,
-    "https://cdn.jsdelivr.net/npm/bootstrap@5.2.2/dist/css/bootstrap.min.css": None,
-    "https://netdna.bootstrapcdn.com/bootstrap/3.0.0/css/bootstrap-glyphicons.css": None,
-    "https://cdn.jsdelivr.net/npm/@fortawesome/fontawesome-free@6.2.0/css/all.min.css": None,
-    "https://cdnjs.cloudflare.com/ajax/libs/Leaflet.awesome-markers/2.0.2/leaflet.awesome-markers.css": None,
-    "https://cdn.jsdelivr.net/gh/python-visualization/folium/folium/templates/leaflet.awesome.rotate.min.css": None,
+# folium's name for each asset it declares -> vendored file (relative to VENDOR_DIR). Keyed
+# by name, not URL, so no CDN address appears in served code; None: not needed, dropped —
+# jQuery, Bootstrap, glyphicons, Font Awesome and awesome-markers only serve folium's icon
+# markers, which the map does not use. The vendored versions are listed in the vendor README.
+FOLIUM_ASSETS: dict[str, str | None] = {
+    "leaflet": "leaflet-1.9.4/leaflet.js",
+    "leaflet_css": "leaflet-1.9.4/leaflet.css",
+    "leaflet_draw_js": "leaflet-draw-1.0.4/leaflet.draw.js",
+    "leaflet_draw_css": "leaflet-draw-1.0.4/leaflet.draw.css",
+    "leaflet_measure_js": "leaflet-measure-2.1.7/leaflet-measure.min.js",
+    "leaflet_measure_css": "leaflet-measure-2.1.7/leaflet-measure.css",
+    "Control.Fullscreen.js": "leaflet.fullscreen-3.0.0/Control.FullScreen.js",
+    "Control.FullScreen.css": "leaflet.fullscreen-3.0.0/Control.FullScreen.css",
+    "jquery": None,
+    "bootstrap": None,
+    "awesome_markers": None,
+    "bootstrap_css": None,
+    "glyphicons_css": None,
+    "awesome_markers_font_css": None,
+    "awesome_markers_css": None,
+    "awesome_rotate_css": None,
 }
 
 _CSS_URL = re.compile(r"""url\(\s*(['"]?)([^'")]+)\1\s*\)""")
@@ -77,11 +73,11 @@ def _elements(root) -> list:
     return out
 
 
-def _vendored(url: str) -> str | None:
-    if url not in FOLIUM_URLS:
+def _vendored(name: str, url: str) -> str | None:
+    if name not in FOLIUM_ASSETS:
         raise UnvendoredAssetError(
-            f"folium wants {url}, which is not vendored: add it to maps/static/vendor and maps/assets.py")
-    return FOLIUM_URLS[url]
+            f"folium wants {name} ({url}), which is not vendored: add it to maps/static/vendor and maps/assets.py")
+    return FOLIUM_ASSETS[name]
 
 
 def _data_uri(path: Path) -> str:
@@ -128,8 +124,8 @@ def localise(m: folium.Map, inline: bool) -> list[str]:
     styles: list[str] = []
     for element in _elements(m):
         for attr, bucket in (("default_js", scripts), ("default_css", styles)):
-            for _name, url in getattr(element, attr, None) or []:
-                relative = _vendored(url)
+            for name, url in getattr(element, attr, None) or []:
+                relative = _vendored(name, url)
                 if relative and relative not in bucket:
                     bucket.append(relative)
             if getattr(element, attr, None):

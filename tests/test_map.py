@@ -17,7 +17,7 @@ import shapely
 
 from geo import crs, schema
 from geo.schema import LAYERS
-from maps.assets import FOLIUM_URLS, VENDOR_DIR, UnvendoredAssetError, localise
+from maps.assets import FOLIUM_ASSETS, VENDOR_DIR, UnvendoredAssetError, localise
 from maps.render import MapOptions, render_html, standalone_html, zone_style
 from maps.simplify import display_geometry, vertex_count
 from tests.conftest import make_zone
@@ -39,7 +39,7 @@ def resource_urls(html: str) -> list[str]:
 
 def test_every_vendored_asset_exists_with_its_licence_and_is_listed():
     readme = (VENDOR_DIR / "README.md").read_text(encoding="utf-8")
-    for relative in filter(None, FOLIUM_URLS.values()):
+    for relative in filter(None, FOLIUM_ASSETS.values()):
         assert (VENDOR_DIR / relative).is_file(), relative
         package = relative.split("/")[0]
         assert (VENDOR_DIR / package / "LICENSE").is_file(), f"{package} has no LICENSE file"
