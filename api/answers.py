@@ -59,6 +59,7 @@ def disclaimer(zones: Iterable[Mapping[str, Any]], lang: str = "zh", not_digitis
     zones of the district could not be drawn, and that the legal boundary is the official
     one — in ``lang`` (zh or en)."""
     zh = lang == "zh"
+    zones = list(zones)
     by_accuracy: dict[str, list[str]] = {}
     for zone in zones:
         if zone["accuracy"] != "official":
@@ -72,12 +73,18 @@ def disclaimer(zones: Iterable[Mapping[str, Any]], lang: str = "zh", not_digitis
             parts.append(f"所在区另有{not_digitised}个文件规定的分区未能数字化（见 not_digitised），"
                          "本结果不能说明该处不在这些分区内。")
         tail = "法定边界以主管部门发布的官方数据为准，本结果不构成法律认定。"
+        if not zones:
+            # Nothing digitised here: that is not the same as "no zone applies".
+            return "".join(parts) + "该处不在本服务已数字化的任何分区内；本服务未收录的分区或未数字化的分区仍可能适用。" + tail
         return "".join(parts) + tail if parts else "返回的分区均为官方边界。" + tail
     parts = [f"{', '.join(names)}: {ACCURACY_TEXT[acc][1]}." for acc, names in by_accuracy.items()]
     if not_digitised:
         parts.append(f"{not_digitised} more zone(s) the district's documents define could not be digitised "
                      "(see not_digitised): this answer cannot tell whether the place is inside them.")
     tail = "The legal boundary is the official one published by the issuing authority; this answer is not a legal determination."
+    if not zones:
+        return " ".join([*parts, "The place is not inside any zone this service has digitised; zones it does not "
+                         "hold or could not digitise may still apply.", tail])
     return " ".join(parts) + " " + tail if parts else "All zones returned have official boundaries. " + tail
 
 

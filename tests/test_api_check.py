@@ -113,6 +113,14 @@ def test_disclaimer_of_an_official_zone_says_it_is_official():
     assert text.startswith("All zones returned have official boundaries.")
 
 
+def test_an_empty_answer_does_not_claim_that_no_zone_applies(sample_client):
+    far = check(sample_client, lon=117.5, lat=41.0, as_of="2022-01-01").json()
+    assert far["inside"] == [] and "官方边界" not in far["disclaimer"].split("。")[0]
+    assert "不在本服务已数字化的任何分区内" in far["disclaimer"]
+    en = check(sample_client, lon=117.5, lat=41.0, as_of="2022-01-01", lang="en").json()["disclaimer"]
+    assert "not inside any zone this service has digitised" in en and "may still apply" in en
+
+
 def bundled_not_digitised(district_code: str) -> list[dict]:
     from geo.paths import BOUNDARIES_DIR
 
