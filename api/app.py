@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 
+from api.answers import lookup_index
 from api.errors import install_error_handlers
 from api.settings import Settings, get_settings
 from geo.catalog import ZoneCatalog
@@ -28,6 +30,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.catalog = ZoneCatalog(store)
         snap = app.state.catalog.snapshot()
         log.info("serving %d zones, data version %s, store %s", len(snap.zones), snap.data_version, store.path)
+        if settings.warm_on_start:
+            # Build the lookup index in the background so the first check does not wait ~0.5 s.
+            threading.Thread(target=lookup_index, args=(snap,), name="warm-lookup-index", daemon=True).start()
         yield
 
     app = FastAPI(

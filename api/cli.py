@@ -57,7 +57,7 @@ def serve(
 
     from api.app import create_app
 
-    settings = get_settings().model_copy()
+    settings = get_settings().model_copy(update={"warm_on_start": True})
     if store:
         settings.store = store
     host = host or settings.host
@@ -68,7 +68,8 @@ def serve(
     console.print(f"  地图 map:        {base}/map")
     console.print(f"  API 文档 docs:   {base}/docs")
     console.print(f"  OGC API:         {base}/")
-    uvicorn.run(create_app(settings), host=host, port=port, log_level=settings.log_level)
+    # access_log off: the app logs one line per request itself (with duration and request id).
+    uvicorn.run(create_app(settings), host=host, port=port, log_level=settings.log_level, access_log=False)
 
 
 @app.command()

@@ -22,3 +22,24 @@ def test_service_picks_up_a_new_data_version_without_restart(sample_client, tmp_
     ZoneStore(tmp_path / "store" / "zones.gpkg").save(sample_zones.iloc[:2], action="edit")
     body = sample_client.get("/healthz").json()
     assert body["zones"] == 2 and body["data_version"].startswith("v2-")
+
+
+def test_warm_start_builds_the_lookup_index_before_the_first_check(tmp_path, sample_zones):
+    import json
+    import time
+
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from api.settings import Settings
+    from geo import schema
+
+    seed = tmp_path / "seed.geojson"
+    seed.write_text(json.dumps(schema.zones_to_geojson(sample_zones), ensure_ascii=False), encoding="utf-8")
+    settings = Settings(store=tmp_path / "z.gpkg", seed=seed, warm_on_start=True)
+    with TestClient(create_app(settings)) as client:
+        snap = client.app.state.catalog.snapshot()
+        deadline = time.monotonic() + 30
+        while "lookup_index" not in snap._derived and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert "lookup_index" in snap._derived
