@@ -20,10 +20,11 @@ import geopandas as gpd
 import numpy as np
 import shapely
 
+from geo.base import DISTRICTS_PATH
 from geo.catalog import Snapshot
 from geo.crs import to_wgs84
 from geo.lookup import Hits, Nearby, ZoneIndex
-from geo.paths import BASE_DIR, BOUNDARIES_DIR
+from geo.paths import BOUNDARIES_DIR
 from geo.schema import ACCURACY_TEXT, zone_properties
 
 LANGS = ("zh", "en")
@@ -103,7 +104,7 @@ class NotDigitisedCatalogue:
 
 @functools.lru_cache(maxsize=1)
 def not_digitised_catalogue() -> NotDigitisedCatalogue:
-    entries_path, districts_path = BOUNDARIES_DIR / "not_digitised.json", BASE_DIR / "districts.geojson"
+    entries_path, districts_path = BOUNDARIES_DIR / "not_digitised.json", DISTRICTS_PATH
     if not entries_path.exists() or not districts_path.exists():
         return NotDigitisedCatalogue([], [], np.zeros(0, dtype=object))
     entries = json.loads(entries_path.read_text(encoding="utf-8"))

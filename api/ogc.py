@@ -35,6 +35,7 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.templating import Jinja2Templates
 
+from api.dependencies import BEIJING
 from geo import crs as geocrs
 from geo.export import FORMATS
 from geo.schema import (
@@ -70,8 +71,6 @@ CONFORMANCE = [
 ]
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 10_000
-# Beijing dates: gazettes date zones in local time.
-BEIJING = dt.timezone(dt.timedelta(hours=8))
 
 
 @dataclass(frozen=True)
