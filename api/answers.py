@@ -55,38 +55,54 @@ def zone_answers(zones: gpd.GeoDataFrame) -> list[dict[str, Any]]:
     return [zone_answer(row) for row in zones.drop(columns=zones.geometry.name).to_dict("records")]
 
 
+# The disclaimer's sentences per language; {names}, {accuracy} and {n} are filled in.
+DISCLAIMER_TEXT = {
+    "zh": {
+        "label": "{name_zh}（{zone_id}）", "list_sep": "、", "sentence_sep": "",
+        "accuracy": "{names}为{accuracy}。",
+        "not_digitised": "所在区另有{n}个文件规定的分区未能数字化（见 not_digitised），本结果不能说明该处不在这些分区内。",
+        # Nothing digitised here: that is not the same as "no zone applies".
+        "nothing": "该处不在本服务已数字化的任何分区内；本服务未收录的分区或未数字化的分区仍可能适用。",
+        "all_official": "返回的分区均为官方边界。",
+        "tail": "法定边界以主管部门发布的官方数据为准，本结果不构成法律认定。",
+    },
+    "en": {
+        "label": "{name_en} ({zone_id})", "list_sep": ", ", "sentence_sep": " ",
+        "accuracy": "{names}: {accuracy}.",
+        "not_digitised": "{n} more zone(s) the district's documents define could not be digitised "
+                         "(see not_digitised): this answer cannot tell whether the place is inside them.",
+        "nothing": "The place is not inside any zone this service has digitised; zones it does not hold "
+                   "or could not digitise may still apply.",
+        "all_official": "All zones returned have official boundaries.",
+        "tail": "The legal boundary is the official one published by the issuing authority; "
+                "this answer is not a legal determination.",
+    },
+}
+
+
 def disclaimer(zones: Iterable[Mapping[str, Any]], lang: str = "zh", not_digitised: int = 0) -> str:
     """Which of ``zones`` are approximate/schematic/indicative, that ``not_digitised``
     zones of the district could not be drawn, and that the legal boundary is the official
     one — in ``lang`` (zh or en)."""
-    zh = lang == "zh"
+    text = DISCLAIMER_TEXT[lang]
+    accuracy_text = {acc: ACCURACY_TEXT[acc][LANGS.index(lang)] for acc in ACCURACY_TEXT}
     zones = list(zones)
     by_accuracy: dict[str, list[str]] = {}
     for zone in zones:
         if zone["accuracy"] != "official":
-            label = f"{zone['name_zh']}（{zone['zone_id']}）" if zh else f"{zone['name_en']} ({zone['zone_id']})"
             names = by_accuracy.setdefault(zone["accuracy"], [])
+            label = text["label"].format(**zone)
             if label not in names:
                 names.append(label)
-    if zh:
-        parts = [f"{'、'.join(names)}为{ACCURACY_TEXT[acc][0]}。" for acc, names in by_accuracy.items()]
-        if not_digitised:
-            parts.append(f"所在区另有{not_digitised}个文件规定的分区未能数字化（见 not_digitised），"
-                         "本结果不能说明该处不在这些分区内。")
-        tail = "法定边界以主管部门发布的官方数据为准，本结果不构成法律认定。"
-        if not zones:
-            # Nothing digitised here: that is not the same as "no zone applies".
-            return "".join(parts) + "该处不在本服务已数字化的任何分区内；本服务未收录的分区或未数字化的分区仍可能适用。" + tail
-        return "".join(parts) + tail if parts else "返回的分区均为官方边界。" + tail
-    parts = [f"{', '.join(names)}: {ACCURACY_TEXT[acc][1]}." for acc, names in by_accuracy.items()]
+    parts = [text["accuracy"].format(names=text["list_sep"].join(names), accuracy=accuracy_text[acc])
+             for acc, names in by_accuracy.items()]
     if not_digitised:
-        parts.append(f"{not_digitised} more zone(s) the district's documents define could not be digitised "
-                     "(see not_digitised): this answer cannot tell whether the place is inside them.")
-    tail = "The legal boundary is the official one published by the issuing authority; this answer is not a legal determination."
+        parts.append(text["not_digitised"].format(n=not_digitised))
     if not zones:
-        return " ".join([*parts, "The place is not inside any zone this service has digitised; zones it does not "
-                         "hold or could not digitise may still apply.", tail])
-    return " ".join(parts) + " " + tail if parts else "All zones returned have official boundaries. " + tail
+        parts.append(text["nothing"])
+    elif not by_accuracy and not not_digitised:
+        parts.append(text["all_official"])
+    return text["sentence_sep"].join([*parts, text["tail"]])
 
 
 # ------------------------------------------------------------------ zones not digitised
