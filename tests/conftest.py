@@ -102,3 +102,25 @@ def sample_client(tmp_path, sample_zones):
     seed.write_text(json.dumps(schema.zones_to_geojson(sample_zones), ensure_ascii=False), encoding="utf-8")
     with _client_for(tmp_path, seed) as test_client:
         yield test_client
+
+
+def kill_writer_mid_write(args: list[str], hook_dir: Path) -> None:
+    """Run ``args`` (a Python command that writes the zone store) with the store's fsync of
+    the new file stalled, and SIGKILL it there: the crash an atomic write must survive."""
+    import os
+    import signal
+    import subprocess
+
+    hook_dir.mkdir(exist_ok=True)
+    (hook_dir / "sitecustomize.py").write_text(
+        "import time, geo.store\n"
+        "def _stall(path):\n    print('writing', flush=True)\n    time.sleep(60)\n"
+        "geo.store._fsync_file = _stall\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(hook_dir), str(REPO)])}
+    child = subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "writing"
+        os.kill(child.pid, signal.SIGKILL)
+    finally:
+        child.wait(timeout=30)
+    assert child.returncode == -signal.SIGKILL

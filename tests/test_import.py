@@ -11,7 +11,6 @@ import hashlib
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import zipfile
@@ -35,7 +34,7 @@ from geo.importer import (
     run_import,
 )
 from geo.store import ZoneStore
-from tests.conftest import REPO
+from tests.conftest import REPO, kill_writer_mid_write
 
 IMPORT_LAYER = "collaboration"
 DISTRICT = "110109"  # 门头沟区
@@ -544,24 +543,8 @@ def test_cli_refused_import_lists_problems_and_exits_2(tmp_path, store, official
 def test_import_killed_mid_write_leaves_the_previous_version_serving(tmp_path, store, official, replaced):
     shp = write_shapefile(official, tmp_path / "src", "EPSG:4527")
     before = digest(store.path)
-    # `zoning import` runs as usual, except that a sitecustomize stalls the store's fsync of
-    # the new file, where the process is then killed.
-    hook = tmp_path / "hook"
-    hook.mkdir()
-    (hook / "sitecustomize.py").write_text(
-        "import time, geo.store\n"
-        "def _stall(path):\n    print('writing', flush=True)\n    time.sleep(60)\n"
-        "geo.store._fsync_file = _stall\n")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(hook), str(REPO)])}
-    child = subprocess.Popen([sys.executable, "-m", "api.cli", "import", str(shp), "--layer", IMPORT_LAYER,
-                              "--district", DISTRICT, "--store", str(store.path)],
-                             cwd=REPO, env=env, stdout=subprocess.PIPE, text=True)
-    try:
-        assert child.stdout.readline().strip() == "writing"
-        os.kill(child.pid, signal.SIGKILL)
-    finally:
-        child.wait(timeout=30)
-    assert child.returncode == -signal.SIGKILL
+    kill_writer_mid_write([sys.executable, "-m", "api.cli", "import", str(shp), "--layer", IMPORT_LAYER,
+                           "--district", DISTRICT, "--store", str(store.path)], tmp_path / "hook")
     assert digest(store.path) == before
     assert [v.version for v in store.versions()] == [1]
     assert sorted(layer_zones(store).zone_id) == sorted(replaced.zone_id)

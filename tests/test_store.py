@@ -1,7 +1,4 @@
 import hashlib
-import os
-import signal
-import subprocess
 import sys
 import textwrap
 import time
@@ -12,7 +9,7 @@ import shapely
 
 from geo import schema
 from geo.store import StoreError, ZoneStore, open_store
-from tests.conftest import REPO
+from tests.conftest import kill_writer_mid_write
 
 
 def file_digest(path):
@@ -88,30 +85,16 @@ def test_writer_killed_mid_write_leaves_previous_version_intact(tmp_path, sample
     store = ZoneStore(path)
     store.save(sample_zones, action="init")
     before = file_digest(path)
-    # A child process writes a large table with a pause inside the write; we SIGKILL it there.
     script = textwrap.dedent(f"""
-        import sys, time, shapely
-        sys.path.insert(0, {str(REPO)!r})
-        import geo.store as store_mod
+        import shapely
         from geo import schema
+        from geo.store import ZoneStore
         from tests.conftest import make_zone
-        real_fsync = store_mod._fsync_file
-        def slow_fsync(path):
-            print("writing", flush=True)
-            time.sleep(30)
-            real_fsync(path)
-        store_mod._fsync_file = slow_fsync
         zones = schema.zones_from_records(
             [make_zone(f"t-{{i}}", shapely.box(116 + i * 1e-3, 40, 116 + i * 1e-3 + 5e-4, 40.001)) for i in range(500)])
-        store_mod.ZoneStore({str(path)!r}).save(zones, action="edit")
+        ZoneStore({str(path)!r}).save(zones, action="edit")
     """)
-    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
-    try:
-        assert child.stdout.readline().strip() == "writing"
-        os.kill(child.pid, signal.SIGKILL)
-    finally:
-        child.wait(timeout=30)
-    assert child.returncode == -signal.SIGKILL
+    kill_writer_mid_write([sys.executable, "-c", script], tmp_path / "hook")
     assert file_digest(path) == before
     assert len(store.load()) == 3 and [v.version for v in store.versions()] == [1]
     assert store.cleanup_temporary_files(), "the killed writer should have left a temp file behind"
