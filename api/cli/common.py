@@ -1,0 +1,42 @@
+"""What every command module shares: the typer app, consoles, ``UserError`` and the store option.
+
+Command modules (``api/cli/*.py``) register on ``app``; ``api.cli.main`` imports them all.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from api.settings import get_settings
+from geo.store import open_store
+
+app = typer.Typer(
+    help="zoning: Beijing district zones digitised from gazettes — lookup, map, exports.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+_state = {"debug": False}
+
+
+class UserError(Exception):
+    """A mistake in the command's input: printed as one line, exit code 2."""
+
+
+@app.callback()
+def _global(debug: bool = typer.Option(False, "--debug", help="Show tracebacks on errors.")) -> None:
+    _state["debug"] = debug
+
+
+def store_option() -> Path:
+    return typer.Option(None, "--store", help="Zone store (GeoPackage). Default: $ZONING_STORE or var/zones.gpkg")
+
+
+def resolve_store(store: Path | None):
+    settings = get_settings()
+    return open_store(store or settings.store, settings.seed)
