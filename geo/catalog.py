@@ -14,6 +14,7 @@ assignment). Only the very first snapshot is loaded in the caller's thread.
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ import geopandas as gpd
 from geo.store import StoreBackend, VersionInfo
 
 log = logging.getLogger("zoning.catalog")
+BUILD_SWITCH_INTERVAL_S = 0.0005
 
 
 @dataclass
@@ -83,6 +85,10 @@ class ZoneCatalog:
     def _load_newer(self) -> None:
         """Load and prepare versions until the one served is the store's head."""
         while (served := self._snapshot) is not None and self.store.head() != served.version.version:
+            # While this CPU-bound thread runs, hand the GIL back to request threads every
+            # BUILD_SWITCH_INTERVAL_S instead of Python's 5 ms, so they are not queued behind it.
+            interval = sys.getswitchinterval()
+            sys.setswitchinterval(min(interval, BUILD_SWITCH_INTERVAL_S))
             try:
                 snap = self._load()
                 if self.prepare is not None:
@@ -91,6 +97,8 @@ class ZoneCatalog:
                 log.exception("loading data version %d failed; still serving %s",
                               self.store.head(), served.data_version)
                 return
+            finally:
+                sys.setswitchinterval(interval)
             with self._swapped:
                 self._snapshot = snap
                 self._swapped.notify_all()
