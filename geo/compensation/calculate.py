@@ -380,4 +380,24 @@ def _answer(rs, month, results, months, outside, opt, not_sampled) -> dict:
     }
 
 
-__all__ = ["calculate", "split_equally", "yuan"]
+
+
+
+def calculate_from_csv(district: str, month: str, samples: bytes | str, sections: bytes | str | None = None,
+                       options: dict | None = None) -> dict:
+    """The one entry point of the API and the CLI: parse, validate, pick the rule set, calculate."""
+    from geo.compensation.rules import parse_month, rule_set_for
+    from geo.compensation.samples import parse_samples
+    from geo.compensation.sections import parse_sections, shipped_sections
+
+    m = parse_month(month)
+    rs = rule_set_for(district, m)
+    if sections:
+        secs = parse_sections(sections, rs.district_code)
+    else:
+        secs = shipped_sections(rs)
+        if not secs:
+            raise CompensationInputError(
+                f"{rs.raw.get('doc_no')}: {rs.raw.get('sections_source_en')} / {rs.raw.get('sections_source_zh')}")
+    return calculate(rs, secs, parse_samples(samples, {s.section_id for s in secs}), m, options)
+__all__ = ["calculate", "calculate_from_csv", "split_equally", "yuan"]
