@@ -28,7 +28,8 @@ router = APIRouter(prefix="/v1/compensation", tags=["compensation"])
 
 _ERROR = {"content": {"application/json": {"schema": {
     "type": "object", "properties": {"detail": {}}, "required": ["detail"]}}}}
-ERRORS = {413: {**_ERROR, "description": "Upload over ZONING_MAX_UPLOAD_BYTES"},
+ERRORS = {400: {**_ERROR, "description": "Malformed request body (not multipart / not JSON)"},
+          413: {**_ERROR, "description": "Upload over ZONING_MAX_UPLOAD_BYTES"},
           422: {**_ERROR, "description": "Bad input: the message names the row, column or option"}}
 CALC_FIELDS_DOC = {
     "district": "District adcode: 110108 海淀, 110118 密云 (110109 门头沟 is cited without rules)",

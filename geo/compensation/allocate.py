@@ -18,14 +18,16 @@ from decimal import Decimal, InvalidOperation
 from geo.compensation.calculate import FEN, ZERO, split_equally, yuan
 from geo.compensation.rules import CompensationInputError, RuleSet
 
+MAX_YUAN = Decimal(10) ** 13  # ten trillion yuan: far beyond any district budget, well inside exact decimals
+
 
 def _money(value, where: str) -> Decimal:
     try:
         d = Decimal(str(value))
     except InvalidOperation:
         raise CompensationInputError(f"{where}: {value!r} is not an amount in yuan") from None
-    if not d.is_finite() or d < 0:
-        raise CompensationInputError(f"{where}: {value!r} must be a non-negative amount in yuan")
+    if not d.is_finite() or d < 0 or d > MAX_YUAN:
+        raise CompensationInputError(f"{where}: {value!r} must be an amount in yuan between 0 and {MAX_YUAN:,}")
     return d.quantize(FEN)
 
 

@@ -214,7 +214,7 @@ def _miyun_section(rs: RuleSet, s: Section, mv: MonthValues, months, opt) -> Sec
                     res.items.append(Item(p, cls, "no_inbound_within_target", rs.cite("a1_7_3"), detail=detail))
                 continue
             higher = down > up
-            detail["ratio"] = (down / up).quantize(Decimal("0.0001")) if up else None
+            detail["ratio"] = round(float(down / up), 4) if up else None
             if higher and down <= limit and down >= up * r_base:
                 res.items.append(Item(p, cls, "natural_base", rs.cite("a1_5_1_base"), base_yuan, "base", detail))
             elif higher and down > limit and down >= up * r_add:
