@@ -13,9 +13,10 @@ from __future__ import annotations
 import json
 from datetime import date
 
-from fastapi import APIRouter, File, Form, Query, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
 
 from api.errors import PayloadTooLargeError
 from geo.compensation.allocate import allocate
@@ -62,47 +63,44 @@ def _options(text: str | None) -> dict:
     return value
 
 
-async def _calculate(request, district, month, samples, sections, options) -> dict:
-    samples_data = await _read(samples, request, "samples")
-    sections_data = await _read(sections, request, "sections")
-    if not samples_data:
-        raise CompensationInputError("samples: empty file / 监测数据为空")
-    return calculate_from_csv(district, month, samples_data, sections_data or None, _options(options))
-
-
-@router.post("/calculate", summary="The month's compensation per section, pollutant and paying unit",
-             responses={200: {"description": "Amounts with the clause of each, the rule set and the options"},
-                        **ERRORS})
-async def calculate(
+async def calculation_input(
     request: Request,
     district: str = Form(..., description=CALC_FIELDS_DOC["district"]),
     month: str = Form(..., description=CALC_FIELDS_DOC["month"]),
     samples: UploadFile = File(..., description=CALC_FIELDS_DOC["samples"]),
     sections: UploadFile | None = File(None, description=CALC_FIELDS_DOC["sections"]),
     options: str | None = Form(None, description=CALC_FIELDS_DOC["options"]),
-) -> JSONResponse:
-    return JSONResponse(await _calculate(request, district, month, samples, sections, options))
+) -> dict:
+    """The calculation answer for the multipart fields shared by /calculate and /report."""
+    samples_data = await _read(samples, request, "samples")
+    sections_data = await _read(sections, request, "sections")
+    if not samples_data:
+        raise CompensationInputError("samples: empty file / 监测数据为空")
+    # CPU-bound (parsing, decimals): off the event loop so other requests keep being served.
+    return await run_in_threadpool(calculate_from_csv, district, month, samples_data, sections_data or None,
+                                   _options(options))
+
+
+@router.post("/calculate", summary="The month's compensation per section, pollutant and paying unit",
+             responses={200: {"description": "Amounts with the clause of each, the rule set and the options"},
+                        **ERRORS})
+async def calculate(answer: dict = Depends(calculation_input)) -> JSONResponse:
+    return JSONResponse(answer)
 
 
 @router.post("/report", summary="The monthly report (bilingual HTML or PDF) for the same input",
              responses={200: {"description": "The report", "content": {"text/html": {}, "application/pdf": {}}},
                         503: {**_ERROR, "description": "PDF rendering unavailable (no CJK font)"}, **ERRORS})
 async def report(
-    request: Request,
-    district: str = Form(..., description=CALC_FIELDS_DOC["district"]),
-    month: str = Form(..., description=CALC_FIELDS_DOC["month"]),
-    samples: UploadFile = File(..., description=CALC_FIELDS_DOC["samples"]),
-    sections: UploadFile | None = File(None, description=CALC_FIELDS_DOC["sections"]),
-    options: str | None = Form(None, description=CALC_FIELDS_DOC["options"]),
+    answer: dict = Depends(calculation_input),
     format: str = Form("html", description="html | pdf"),  # noqa: A002 - the form field's public name
 ) -> Response:
     if format not in ("html", "pdf"):
         raise CompensationInputError(f"format {format!r} is not html or pdf")
-    answer = await _calculate(request, district, month, samples, sections, options)
     if format == "html":
         return HTMLResponse(report_html(answer))
     try:
-        pdf = report_pdf(answer)
+        pdf = await run_in_threadpool(report_pdf, answer)
     except RuntimeError as exc:
         return JSONResponse(status_code=503, content={"detail": str(exc)})
     return Response(pdf, media_type="application/pdf", headers={

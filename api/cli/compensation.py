@@ -9,31 +9,19 @@ naming the row.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import typer
 from rich.table import Table
 
 from api.cli.common import UserError, app, console
+from geo.files import write_atomically
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder: never a half-written file."""
-    path = path.resolve()
-    if not path.parent.is_dir():
+    if not path.resolve().parent.is_dir():
         raise UserError(f"{path.parent}: no such folder")
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomically(path, data)
 
 
 def _parse_options(pairs: list[str]) -> dict:
