@@ -212,3 +212,16 @@ def test_cli_options_change_the_answer(tmp_path):
 
 def test_same_answer_from_geo_and_http(client):
     assert post(client).json() == json.loads(json.dumps(run("110118", M, MIYUN_SAMPLES), ensure_ascii=False))
+
+
+def test_cli_allocate_prints_the_api_answer(client, tmp_path):
+    body = {"year": 2022, "previous_year_total_yuan": 200000, "rewarded_units": ["甲镇"],
+            "projects": [{"unit": "乙镇", "investment_yuan": 100000}]}
+    request = tmp_path / "allocate.json"
+    request.write_text(json.dumps(body, ensure_ascii=False), encoding="utf-8")
+    r = run_cli("compensation-allocate", str(request))
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout) == client.post("/v1/compensation/allocate", json=body).json()
+    request.write_text('{"year": "soon"}', encoding="utf-8")
+    r = run_cli("compensation-allocate", str(request))
+    assert r.returncode == 2 and "year" in r.stderr

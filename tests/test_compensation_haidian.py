@@ -235,3 +235,11 @@ def test_full_month_several_sections_and_units_by_hand():
                                                                      "四季青镇": 60000}
     assert a["total_yuan"] == 195000
     assert item(a, "A2", "COD")["case"] == "case_2" and item(a, "A2", "NH3N")["case"] == "case_1_worse_than_inflow"
+
+
+def test_unknown_payer_names_are_flagged_not_guessed():
+    # The 29 街镇 of 海政办发〔2017〕39号 附件1: a payer outside the list is reported (a typo or a renamed unit).
+    sections = sections_csv(section_row("H2", "III", up="四季清镇", down="海淀镇"))
+    a = run("110108", M, samples_csv(twice("H2", M, CODMn="7", NH3N="0.5", TP="0.1")), sections)
+    assert any("四季清镇: not among the 29 街镇" in n for n in section(a, "H2")["notes"])
+    assert unit_totals(a) == {"四季清镇": 30000}

@@ -100,3 +100,21 @@ def compensation(
     console.print(table)
     changed = [n for n, o in answer["options"].items() if not o["is_default"]]
     console.print(f"options: {'defaults' if not changed else 'changed: ' + ', '.join(changed)} (--json shows all)")
+
+
+@app.command("compensation-allocate")
+def compensation_allocate(
+    request_file: Path = typer.Argument(..., help="JSON: year, previous_year_total_yuan, rewarded_units, "
+                                                  "commended_units, projects (as POST /v1/compensation/allocate)."),
+) -> None:
+    """密云: allocate last year's compensation total (附件2: 30 % reward, 20 % commendation, 50 % subsidies)."""
+    from pydantic import ValidationError
+
+    from api.compensation import AllocationRequest, allocation
+
+    try:
+        body = AllocationRequest.model_validate_json(_read(request_file, "request") or b"")
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise UserError(f"{request_file}: {'.'.join(map(str, first['loc'])) or 'body'}: {first['msg']}") from None
+    print(json.dumps(allocation(body), ensure_ascii=False, indent=2))

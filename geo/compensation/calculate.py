@@ -147,6 +147,10 @@ def _haidian_section(rs: RuleSet, s: Section, mv: MonthValues, months, opt, unit
                                   {"value_mg_l": c_out, "surcharge_above_mg_l": threshold, "surcharge_steps": n}))
     res.clause = rs.cite("art9_2") if s.boundary_units else rs.cite("art9")
     res.payers = split_equally(res.amount, s.payers)
+    strangers = [u for u in s.payers if u not in units]
+    if strangers:
+        res.notes.append(f"{'、'.join(strangers)}: not among the 29 街镇 of 海政办发〔2017〕39号 (check the name) / "
+                         "不在海淀区29个街镇名单中，请核对名称")
     if s.downstream_unit in units:
         res.destination = s.downstream_unit
         res.notes.append(f"destination {rs.cite('art12_1')}")

@@ -115,6 +115,7 @@ class RuleSet:
             "calculable": self.engine is not None,
             "note_zh": r.get("repeals_zh") or r.get("unavailable_zh") or r.get("sections_source_zh"),
             "note_en": r.get("repeals_en") or r.get("unavailable_en") or r.get("sections_source_en"),
+            "parameters": self.parameters,
             "clauses": [{"key": k, "ref": v["ref"], "text_zh": v["text"]} for k, v in self.clauses.items()],
             "options": [
                 {"name": o.name, "default": o.default, "choices": list(o.choices), "clause": self.cite(o.clause),
