@@ -243,3 +243,20 @@ def test_unknown_payer_names_are_flagged_not_guessed():
     a = run("110108", M, samples_csv(twice("H2", M, CODMn="7", NH3N="0.5", TP="0.1")), sections)
     assert any("四季清镇: not among the 29 街镇" in n for n in section(a, "H2")["notes"])
     assert unit_totals(a) == {"四季清镇": 30000}
+
+
+def test_multiple_inbound_and_monthly_value_options():
+    # Two inflows H0 (CODMn 6.5) and H1 (9.0); outflow H2 CODMn 8 (Ⅳ, target Ⅲ: 1 step).
+    # multiple_inbound=mean: inflow 7.75 < 8 → case 一 = 30 000; =max: inflow 9.0 ≥ 8 → case 二 = 15 000.
+    sections = sections_csv(section_row("H0", "III", down="四季青镇"), section_row("H1", "III", down="四季青镇"),
+                            section_row("H2", "III", up="四季青镇", down="海淀镇", inbound="H0;H1"))
+    samples = samples_csv(twice("H0", M, CODMn="6.5"), twice("H1", M, CODMn="9.0"),
+                          twice("H2", M, CODMn="8", NH3N="0.5", TP="0.1"))
+    assert run("110108", M, samples, sections)["total_yuan"] == 30000
+    assert run("110108", M, samples, sections, multiple_inbound="max")["total_yuan"] == 15000
+    # monthly_value: H2 sampled 5 and 11 → mean 8 (Ⅳ, 1 step); max 11 (Ⅴ, 2 steps). No inflow listed here.
+    sections = sections_csv(section_row("H2", "III", up="四季青镇", down="海淀镇"))
+    samples = samples_csv(sample("H2", f"{M}-05", CODMn="5", NH3N="0.5", TP="0.1"),
+                          sample("H2", f"{M}-20", CODMn="11", NH3N="0.5", TP="0.1"))
+    assert run("110108", M, samples, sections)["total_yuan"] == 30000
+    assert run("110108", M, samples, sections, monthly_value="max")["total_yuan"] == 60000

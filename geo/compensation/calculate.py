@@ -90,13 +90,15 @@ def split_equally(amount: Decimal, units: tuple[str, ...]) -> list[tuple[str, De
 
 # ---------------------------------------------------------------------------------------------- helpers
 
-def _inflow(section: Section, pollutant: str, months: dict[str, MonthValues], how: str = "mean") -> Decimal | None:
-    """The inbound value: the mean (or max) of the inbound sections' monthly means that have water and data."""
+def _inflow(section: Section, pollutant: str, months: dict[str, MonthValues], how: str = "mean",
+            use_max: bool = False) -> Decimal | None:
+    """The inbound value: the mean (or max) over the inbound sections with water and data of their monthly
+    value (their mean, or their maximum when ``use_max``)."""
     vals = []
     for sid in section.inbound:
         mv = months.get(sid)
-        if mv and not mv.dry_all_month and mv.value(pollutant) is not None:
-            vals.append(mv.value(pollutant))
+        if mv and not mv.dry_all_month and mv.value(pollutant, use_max) is not None:
+            vals.append(mv.value(pollutant, use_max))
     if not vals:
         return None
     return max(vals) if how == "max" else sum(vals, ZERO) / len(vals)
@@ -123,7 +125,7 @@ def _haidian_section(rs: RuleSet, s: Section, mv: MonthValues, months, opt, unit
         cls = std.classify(p, c_out, s.water_body)
         counted = cls if opt["worse_than_v_steps"] == "one_class" else min(cls, 5)
         steps = max(0, counted - s.target_class)
-        c_in = _inflow(s, p, months, opt["multiple_inbound"])
+        c_in = _inflow(s, p, months, opt["multiple_inbound"], use_max)
         detail = {"value_mg_l": c_out, "inflow_mg_l": c_in,
                   "standard_mg_l": std.limit(p, s.target_class, s.water_body), "class_steps": steps}
         if cls <= s.target_class:
