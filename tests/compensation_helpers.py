@@ -59,4 +59,5 @@ def item(answer: dict, sid: str, pollutant: str, kind: str | None = None) -> dic
 
 
 def unit_totals(answer: dict) -> dict:
-    return {u["unit"]: u["amount_yuan"] for u in answer["units"]}
+    """What each paying unit pays (units that only receive money are left out)."""
+    return {u["unit"]: u["amount_yuan"] for u in answer["units"] if u["sections"]}

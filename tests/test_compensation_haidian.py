@@ -234,6 +234,8 @@ def test_full_month_several_sections_and_units_by_hand():
     assert {d["to"]: d["amount_yuan"] for d in a["destinations"]} == {"上庄镇": 90000, "西北旺镇": 45000,
                                                                      "四季青镇": 60000}
     assert a["total_yuan"] == 195000
+    assert {u["unit"]: u["receives_yuan"] for u in a["units"]} == {
+        "苏家坨镇": 0, "上庄镇": 90000, "西北旺镇": 45000, "温泉镇": 0, "四季青镇": 60000}
     assert item(a, "A2", "COD")["case"] == "case_2" and item(a, "A2", "NH3N")["case"] == "case_1_worse_than_inflow"
 
 

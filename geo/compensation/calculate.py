@@ -373,9 +373,11 @@ def _answer(rs, month, results, months, outside, opt, not_sampled) -> dict:
         "district_code": rs.district_code,
         "month": m,
         "sections": sections_out,
-        "units": [{"unit": u, "month": m, "amount_yuan": yuan(a), "sections": unit_sections[u],
-                   "receives_yuan": yuan(unit_received.get(u, ZERO))}
-                  for u, a in sorted(unit_paid.items(), key=lambda x: (-x[1], x[0]))],
+        # Paying units, then units that only receive (海淀 第十二条); the pool and treasury are destinations.
+        "units": [{"unit": u, "month": m, "amount_yuan": yuan(unit_paid.get(u, ZERO)),
+                   "sections": unit_sections.get(u, []), "receives_yuan": yuan(unit_received.get(u, ZERO))}
+                  for u in sorted(set(unit_paid) | (set(unit_received) - {DISTRICT_POOL_ZH, TREASURY_ZH}),
+                                  key=lambda u: (-unit_paid.get(u, ZERO), -unit_received.get(u, ZERO), u))],
         "destinations": [{"to": d, "amount_yuan": yuan(a)} for d, a in sorted(unit_received.items())],
         "transfers": transfers,
         "total_yuan": yuan(total),
