@@ -77,4 +77,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(map_viewer.router)
     map_viewer.mount_assets(app)
+
+    from api import compensation  # /v1/compensation: water-environment compensation calculator
+
+    app.include_router(compensation.router)
     return app
