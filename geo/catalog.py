@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import sys
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -105,11 +106,14 @@ class ZoneCatalog:
             log.info("now serving %d zones, data version %s", len(snap.zones), snap.data_version)
 
     def refresh(self, timeout: float = 60.0) -> Snapshot:
-        """The snapshot of the store's current version, waiting (up to ``timeout`` s) for it
-        to be loaded and prepared: for a caller that has just written a version itself."""
+        """The snapshot of the store's current version, waiting (up to ``timeout`` s) while it
+        is loaded and prepared: for a caller that has just written a version itself. If the
+        load fails, the snapshot still served."""
         head = self.store.head()
+        self.snapshot()  # starts the loader if the served version is behind
+        loader, deadline = self._loader, time.monotonic() + timeout
         with self._swapped:
-            while (snap := self.snapshot()).version.version < head:
-                if not self._swapped.wait(timeout):
-                    break
-        return snap
+            while (self._snapshot.version.version < head and loader is not None and loader.is_alive()
+                   and time.monotonic() < deadline):
+                self._swapped.wait(0.1)
+        return self._snapshot
