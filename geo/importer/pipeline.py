@@ -11,9 +11,12 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyogrio
+import pyproj
 
 from geo import crs as gcrs
 from geo import schema, uploads
+from geo.importer import safety
 from geo.importer.checks import _by_feature, _label, check_districts, clean_geometries, replace_scope
 from geo.importer.mapping import _district_table, _resolve_fields, _text, build_zones, district_code
 from geo.importer.options import ImportOptions, ImportReport, SourceError
@@ -39,13 +42,20 @@ def _read_source(path: Path, options: ImportOptions, workdir: Path, limits: uplo
     """(dataset file, its features in the source CRS, that CRS); fills the report's reading facts."""
     dataset = locate_dataset(path, workdir, options, limits)
     report.format = FORMATS[dataset.suffix.lower()]
-    report.dataset_layer = choose_layer(dataset, options.layer_name)
-    frame, report.encoding, report.encoding_note, notes = read_frame(dataset, report.dataset_layer, options)
-    report.warnings += notes
-    report.features = len(frame)
-    if not len(frame):
-        raise SourceError(f"{dataset.name} has no features")
-    crs, report.crs_note, notes = determine_crs(dataset, report.dataset_layer, frame, options)
+    checked = workdir / "checked"
+    checked.mkdir(exist_ok=True)
+    dataset = safety.check_content(dataset, report.format, checked)
+    try:
+        report.dataset_layer = choose_layer(dataset, options.layer_name)
+        frame, report.encoding, report.encoding_note, notes = read_frame(dataset, report.dataset_layer, options)
+        report.warnings += notes
+        report.features = len(frame)
+        if not len(frame):
+            raise SourceError(f"{dataset.name} has no features")
+        crs, report.crs_note, notes = determine_crs(dataset, report.dataset_layer, frame, options)
+    except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError, pyproj.exceptions.ProjError) as exc:
+        # GDAL's and PROJ's refusals are about the file: a 4xx / exit 2 naming the reason, never a 500.
+        raise SourceError(f"cannot read {dataset.name} as {report.format}: {exc}") from None
     report.crs = gcrs.describe_crs(crs)
     report.warnings += notes
     return dataset, frame, crs

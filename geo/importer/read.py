@@ -17,11 +17,12 @@ import shapely
 
 from geo import crs as gcrs
 from geo import uploads
+from geo.importer import safety
 from geo.importer.options import ImportOptions, SourceError, UnsupportedFormatError
 
 # Suffix -> GDAL driver. A .zip is unpacked (geo.uploads) and must hold exactly one of these.
 FORMATS = {".shp": "ESRI Shapefile", ".gpkg": "GPKG", ".geojson": "GeoJSON", ".json": "GeoJSON",
-           ".kml": "KML"}
+           ".kml": "KML", ".fgb": "FlatGeobuf"}
 
 
 # ---------------------------------------------------------------- reading
@@ -48,13 +49,14 @@ def locate_dataset(path: Path, workdir: Path, options: ImportOptions,
             return found[0]
         names = ", ".join(str(f.relative_to(workdir)) for f in found) or "none"
         if not found:
-            raise SourceError(f"{path.name} holds no .shp, .gpkg, .geojson or .kml file (files: "
+            raise SourceError(f"{path.name} holds no .shp, .gpkg, .geojson, .kml or .fgb file (files: "
                               f"{', '.join(f.name for f in files[:20]) or 'none'})")
         raise SourceError(f"{path.name} holds several datasets ({names}); choose one with --layer-name")
     if suffix not in FORMATS:
         raise UnsupportedFormatError(
             f"{path.name}: unsupported file type {suffix or '(no suffix)'}; import a Shapefile (.zip, or "
-            ".shp with its .shx/.dbf/.prj), GeoPackage (.gpkg), GeoJSON (.geojson/.json) or KML (.kml)")
+            ".shp with its .shx/.dbf/.prj), GeoPackage (.gpkg), GeoJSON (.geojson/.json), KML (.kml) or "
+            "FlatGeobuf (.fgb)")
     if suffix == ".shp":
         missing = [s for s in (".shx", ".dbf") if _sibling(path, s) is None]
         if missing:
@@ -63,19 +65,27 @@ def locate_dataset(path: Path, workdir: Path, options: ImportOptions,
     return path
 
 
+def _gdal(path: Path) -> str:
+    """What to hand GDAL for a checked dataset (safety.gdal_path pins the driver)."""
+    return safety.gdal_path(path, FORMATS[path.suffix.lower()])
+
+
 def choose_layer(path: Path, layer_name: str | None) -> str | None:
-    """The layer to read; lists the layers when the choice is ambiguous or wrong."""
+    """The layer to read; lists the layers when the choice is ambiguous or wrong. Checks that
+    GDAL opened ``path`` with the driver its suffix names."""
+    driver = FORMATS[path.suffix.lower()]
     try:
-        layers = pyogrio.list_layers(path)
+        layers = pyogrio.list_layers(_gdal(path))
+        safety.check_driver(path, pyogrio.read_info(_gdal(path)).get("driver") if len(layers) else driver, driver)
     except pyogrio.errors.DataSourceError as exc:
-        raise SourceError(f"cannot open {path.name} as {FORMATS[path.suffix.lower()]}: {exc}") from None
+        raise SourceError(f"cannot open {path.name} as {driver}: {exc}") from None
     names = [str(name) for name, _ in layers]
     spatial = [str(name) for name, geom in layers if geom is not None]
 
     def listing() -> str:
         rows = []
         for name, geom in layers:
-            count = pyogrio.read_info(path, layer=str(name)).get("features", "?")
+            count = pyogrio.read_info(_gdal(path), layer=str(name)).get("features", "?")
             rows.append(f"{name} ({geom or 'no geometry'}, {count} features)")
         return "; ".join(rows)
 
@@ -143,7 +153,7 @@ def read_frame(path: Path, layer: str | None, options: ImportOptions) -> tuple[g
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            frame = pyogrio.read_dataframe(path, layer=layer, fid_as_index=True, encoding=encoding)
+            frame = pyogrio.read_dataframe(_gdal(path), layer=layer, fid_as_index=True, encoding=encoding)
     except LookupError:
         raise SourceError(f"unknown encoding {encoding!r}; use a Python codec name such as gb18030, "
                           "utf-8 or big5") from None
@@ -208,7 +218,7 @@ def determine_crs(path: Path, layer: str | None, frame: gpd.GeoDataFrame,
     driver = FORMATS[path.suffix.lower()]
     declared, how = _declared_crs(path, driver)
     if declared is None and driver != "ESRI Shapefile":
-        meta = pyogrio.read_info(path, layer=layer).get("crs")
+        meta = pyogrio.read_info(_gdal(path), layer=layer).get("crs")
         declared = gcrs.crs_from_prj(meta) if meta else None
         how = f"from the {driver} metadata" if declared else f"the {driver} file declares no CRS"
     notes: list[str] = []
