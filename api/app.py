@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 
 from api.answers import lookup_index
+from api.contract import install_contract
 from api.errors import install_error_handlers
 from api.middleware import BodyLimit, EmptyQueryAsAbsent, HeadAsGet, RequestLog
 from api.settings import Settings, get_settings
@@ -75,4 +76,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(map_viewer.router)
     map_viewer.mount_assets(app)
+    install_contract(app)  # last: completes the OpenAPI document of every router above
     return app
