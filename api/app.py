@@ -11,7 +11,14 @@ from fastapi import FastAPI, Request
 from api.answers import lookup_index
 from api.contract import install_contract
 from api.errors import install_error_handlers
-from api.middleware import BodyLimit, EmptyQueryAsAbsent, HeadAsGet, RequestLog
+from api.middleware import (
+    BodyLimit,
+    EmptyQueryAsAbsent,
+    HeadAsGet,
+    LargeBodies,
+    RequestLog,
+    limit_malloc_arenas,
+)
 from api.settings import Settings, get_settings
 from geo.catalog import ZoneCatalog
 from geo.store import open_store
@@ -22,6 +29,7 @@ log = logging.getLogger("zoning.api")
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     settings.check()
+    limit_malloc_arenas()  # before any worker thread: freed memory is shared, not kept per thread
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
 
     @asynccontextmanager
@@ -49,6 +57,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     # Outermost last: the log line and request id cover the 413s and HEADs too. Exports answer HEAD
     # themselves; admin imports have their own upload bound, checked after the token.
+    app.add_middleware(LargeBodies, max_concurrent=settings.max_large_requests)
     app.add_middleware(EmptyQueryAsAbsent)
     app.add_middleware(HeadAsGet, exempt=("/v1/export",))
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, exempt=("/v1/admin/import",))

@@ -29,6 +29,8 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(50 * 1024 * 1024, description="Admin import uploads, bytes")
     max_body_bytes: int = Field(32 * 1024 * 1024, description="Every other request body, bytes; more is a 413 "
                                 "before anything is parsed")
+    max_large_requests: int = Field(1, ge=1, description="Requests with a body of 1 MB or more handled at once; "
+                                    "more wait their turn (bounds memory)")
     admin_max_failures: int = Field(10, description="Failed admin authentications per client address ...")
     admin_failure_window_s: float = Field(300.0, description="... within this many seconds, then 429")
     max_batch_points: int = 100_000
