@@ -69,6 +69,10 @@ class UnsafeSourceError(SourceError):
     """A file whose content could make GDAL read other files or the network."""
 
 
+class ContentMismatchError(SourceError):
+    """A file whose content is not the format its suffix names."""
+
+
 def apply_gdal_safety() -> None:
     """Set :data:`GDAL_SAFE_CONFIG` for this process (idempotent) and turn PROJ's network off."""
     pyogrio.set_gdal_config_options(GDAL_SAFE_CONFIG)
@@ -89,8 +93,8 @@ def _head(path: Path, n: int = _SNIFF_BYTES) -> bytes:
         return fh.read(n)
 
 
-def _not_a(path: Path, driver: str, what: str) -> UnsupportedFormatError:
-    return UnsupportedFormatError(f"{path.name} is not a {driver} file: {what} (文件内容与扩展名不符)")
+def _not_a(path: Path, driver: str, what: str) -> ContentMismatchError:
+    return ContentMismatchError(f"{path.name} is not a {driver} file: {what} (文件内容与扩展名不符)")
 
 
 def _check_kml(path: Path) -> None:
