@@ -10,7 +10,11 @@ loaded (the catalog notices the new version and swaps it in): no restart.
 from __future__ import annotations
 
 import hmac
+import math
 import tempfile
+import threading
+import time
+from collections import deque
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
@@ -39,14 +43,64 @@ def _refusal(status: int, message: str, **headers: str) -> JSONResponse:
     return JSONResponse(status_code=status, content={"detail": message}, headers=headers or None)
 
 
+class FailedAttempts:
+    """Failed admin authentications per client address in a sliding window: past ``limit``
+    failures within ``window_s`` seconds, that address is answered 429 until the oldest
+    failure leaves the window, whatever token it sends (so a token cannot be guessed)."""
+
+    def __init__(self, limit: int, window_s: float):
+        self.limit, self.window_s = limit, window_s
+        self._failures: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def _recent(self, client: str, now: float) -> deque[float]:
+        times = self._failures.get(client, deque())
+        while times and times[0] <= now - self.window_s:
+            times.popleft()
+        return times
+
+    def retry_after(self, client: str) -> int | None:
+        """Seconds until ``client`` may try again, or None if it may now."""
+        now = time.monotonic()
+        with self._lock:
+            times = self._recent(client, now)
+            if not times:
+                self._failures.pop(client, None)
+            if len(times) < self.limit:
+                return None
+            return max(1, math.ceil(times[0] + self.window_s - now))
+
+    def record(self, client: str) -> None:
+        now = time.monotonic()
+        with self._lock:
+            self._failures[client] = self._recent(client, now)
+            self._failures[client].append(now)
+
+
+def _failed_attempts(request: Request) -> FailedAttempts:
+    state = request.app.state
+    if getattr(state, "admin_failures", None) is None:
+        settings = state.settings
+        state.admin_failures = FailedAttempts(settings.admin_max_failures, settings.admin_failure_window_s)
+    return state.admin_failures
+
+
 def _check_request(request: Request) -> JSONResponse | None:
-    """A refusal for a request without the admin token or with an oversized upload, else None."""
+    """A refusal for a request without the admin token, from an address with too many failed
+    attempts, or with an oversized upload, else None."""
     settings = request.app.state.settings
     if not settings.admin_token:
         return _refusal(403, "管理接口未启用 / admin endpoints are off: no admin token is configured "
                              "(set ZONING_ADMIN_TOKEN to enable them)")
+    client = request.client.host if request.client else "?"
+    failures = _failed_attempts(request)
+    wait = failures.retry_after(client)
+    if wait is not None:
+        return _refusal(429, f"尝试次数过多 / too many failed admin attempts from {client}; try again in {wait} s",
+                        **{"Retry-After": str(wait)})
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), settings.admin_token.encode()):
+        failures.record(client)
         return _refusal(401, "需要管理令牌 / a valid admin token is required: Authorization: Bearer <token>",
                         **{"WWW-Authenticate": "Bearer"})
     if request.method == "POST" and request.url.path.endswith("/import"):
