@@ -23,6 +23,7 @@ from geo.compensation.allocate import allocate
 from geo.compensation.calculate import calculate_from_csv
 from geo.compensation.rules import CompensationInputError, load_rule_sets, rule_set_for, standard_summary
 from geo.compensation.sections import shipped_sections, tn_table
+from maps.compensation_map import sections_map_html
 from maps.compensation_report import report_html, report_pdf
 
 router = APIRouter(prefix="/v1/compensation", tags=["compensation"])
@@ -88,17 +89,19 @@ async def calculate(answer: dict = Depends(calculation_input)) -> JSONResponse:
     return JSONResponse(answer)
 
 
-@router.post("/report", summary="The monthly report (bilingual HTML or PDF) for the same input",
+@router.post("/report", summary="The monthly report (bilingual HTML or PDF), or the sections map, for the same input",
              responses={200: {"description": "The report", "content": {"text/html": {}, "application/pdf": {}}},
                         503: {**_ERROR, "description": "PDF rendering unavailable (no CJK font)"}, **ERRORS})
 async def report(
     answer: dict = Depends(calculation_input),
-    format: str = Form("html", description="html | pdf"),  # noqa: A002 - the form field's public name
+    format: str = Form("html", description="html | pdf | map (offline map of the sections with coordinates)"),  # noqa: A002
 ) -> Response:
-    if format not in ("html", "pdf"):
-        raise CompensationInputError(f"format {format!r} is not html or pdf")
+    if format not in ("html", "pdf", "map"):
+        raise CompensationInputError(f"format {format!r} is not html, pdf or map")
     if format == "html":
         return HTMLResponse(report_html(answer))
+    if format == "map":
+        return HTMLResponse(await run_in_threadpool(sections_map_html, answer))
     try:
         pdf = await run_in_threadpool(report_pdf, answer)
     except RuntimeError as exc:

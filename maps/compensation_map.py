@@ -5,11 +5,30 @@ basemap blank, so the file opens offline."""
 
 from __future__ import annotations
 
+import json
 from html import escape
 
 import folium
+import shapely.geometry
+from branca.element import MacroElement
+from jinja2 import Template
 
 from maps.assets import RawHtml, localise
+from maps.context import district_context
+
+
+class HtmlPopup(MacroElement):
+    """Bind an HTML popup to the parent marker with Leaflet alone (folium's Popup parses it with jQuery,
+    which the vendored assets leave out)."""
+
+    _template = Template("""{% macro script(this, kwargs) %}
+        {{ this._parent.get_name() }}.bindPopup({{ this.html }}, {maxWidth: 420});
+    {% endmacro %}""")
+
+    def __init__(self, html: str):
+        super().__init__()
+        self._name = "HtmlPopup"
+        self.html = json.dumps(html, ensure_ascii=False).replace("</", "<\\/")
 
 
 def _popup(s: dict) -> str:
@@ -27,18 +46,23 @@ def sections_map_html(answer: dict) -> str:
     centre = [sum(s["lat"] for s in located) / len(located), sum(s["lon"] for s in located) / len(located)] \
         if located else [40.37, 116.84]
     m = folium.Map(location=centre, zoom_start=10, tiles=None, control_scale=True)
+    context = district_context()  # district borders orient the reader on the blank offline basemap
+    if context is not None:
+        folium.GeoJson(shapely.geometry.mapping(context.lines), interactive=False, control=False,
+                       style_function=lambda _f: {"color": "#4d4d4d", "weight": 1.2, "opacity": 0.8}).add_to(m)
     for s in located:
-        folium.CircleMarker([s["lat"], s["lon"]], radius=8, weight=2, fill=True, fill_opacity=0.8,
-                            color="#b2182b" if s["amount_yuan"] else "#2166ac", dash_array="4 4",
-                            popup=folium.Popup(_popup(s), max_width=420),
-                            tooltip=f"{s['section_id']} {s['name']}").add_to(m)
+        marker = folium.CircleMarker([s["lat"], s["lon"]], radius=8, weight=2, fill=True, fill_opacity=0.8,
+                                     color="#b2182b" if s["amount_yuan"] else "#2166ac", dash_array="4 4",
+                                     tooltip=f"{s['section_id']} {s['name']}")
+        marker.add_child(HtmlPopup(_popup(s)))
+        marker.add_to(m)
     missing = len(answer["sections"]) - len(located)
     note = (f"{answer['rule_set']['doc_no']} {answer['month']}：图上 {len(located)} 个断面"
             f"（位置为示意，非采样点坐标）；另有 {missing} 个有监测数据的断面无公开坐标，未画出。"
             f"<br>{len(located)} section(s) shown (schematic locations, not the sampling points); {missing} "
             "sampled section(s) have no published coordinates and are not drawn.")
     m.get_root().html.add_child(RawHtml(
-        '<div style="position:fixed;bottom:12px;left:12px;z-index:1000;background:#fff;padding:6px 8px;'
+        '<div style="position:fixed;top:12px;right:12px;z-index:1000;background:#fff;padding:6px 8px;'
         f'font:13px sans-serif;max-width:480px;border:1px solid #999">{note}</div>'))
     localise(m, inline=True)
     return m.get_root().render()

@@ -165,6 +165,8 @@ def test_report_html_and_pdf(client):
     text = subprocess.run(["pdftotext", "-", "-"], input=r.content, capture_output=True, timeout=60).stdout.decode()
     assert "大城子镇" in text and "密政发〔2021〕2号" in text and "200,000" in text
     assert post(client, "/v1/compensation/report", format="docx").status_code == 422
+    r = post(client, "/v1/compensation/report", format="map")
+    assert r.status_code == 200 and "S39 潮白河密云出境断面" in r.text and "bindPopup" in r.text
 
 
 def test_cli_json_is_the_api_answer(client, tmp_path):

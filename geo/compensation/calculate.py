@@ -189,6 +189,9 @@ def _miyun_section(rs: RuleSet, s: Section, mv: MonthValues, months, opt) -> Sec
         return res
     if s.target_class_reading == "shifted_row":
         target = {"II": 2, "III": 3}[opt["xiaotanghe_outlet_target_class"]]
+    if s.target_class_reading in ("shifted_row", "page_break"):
+        res.notes.append(f"target class {ROMAN_ASCII[target]}: a reading of a garbled 附表2 cell (see the options) / "
+                         "目标类别为对原表错行、跨页空格的读法")
     use_max = s.section_id in opt["max_sections"]
     if use_max:
         res.notes.append(f"month's maximum used: {rs.cite('a1_7_5')}")
@@ -366,6 +369,7 @@ def _answer(rs, month, results, months, outside, opt, not_sampled) -> dict:
             "monthly_mean_mg_l": _values(mv, ("CODMn", "COD", "NH3N", "TP", "TN")),
             "warnings": mv.warnings, "notes": r.notes,
             "lon": r.section.lon, "lat": r.section.lat,
+            "payer_basis": r.section.payer_basis or None, "section_notes": r.section.notes or None,
         })
     total = sum((r.amount for r in results), ZERO)
     return {
