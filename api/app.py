@@ -26,7 +26,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         store = open_store(settings.store, settings.seed)
-        store.cleanup_temporary_files()
         app.state.catalog = ZoneCatalog(store)
         snap = app.state.catalog.snapshot()
         log.info("serving %d zones, data version %s, store %s", len(snap.zones), snap.data_version, store.path)
