@@ -101,7 +101,7 @@ def import_zones(
     mapping: list[str] = Form([], alias="map", description="FIELD=COLUMN pairs, e.g. name_zh=名称,source_doc_no=文号"),
     values: list[str] = Form([], alias="set", description="FIELD=VALUE, one per field, e.g. issuer=北京市门头沟区人民政府"),
     crs: str | None = Form(None, description="CRS when the file has none (e.g. EPSG:4548)"),
-    accuracy: str | None = Form(None, description="official | approximate | schematic | indicative (default approximate)"),
+    accuracy: str | None = Form(None, description="official | traced | approximate | schematic | indicative (default approximate)"),
     dry_run: bool = Form(False, description="Preview only; nothing is written"),
     repair: bool = Form(False, description="Repair invalid rings with make_valid (changes reported)"),
     layer_name: str | None = Form(None, description="Layer of a GeoPackage/KML or dataset inside a zip"),

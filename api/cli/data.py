@@ -189,7 +189,7 @@ def import_file(
                                       "stated_area_km2=COLUMN:ha|m2|mu converts units."),
     values: list[str] = typer.Option([], "--set", help="FIELD=VALUE for every zone, e.g. --set issuer=北京市门头沟区人民政府 (repeatable)."),
     crs: str | None = typer.Option(None, "--crs", help="CRS of the coordinates when the file has none (e.g. EPSG:4548)."),
-    accuracy: str | None = typer.Option(None, "--accuracy", help="official | approximate | schematic | indicative (default approximate)."),
+    accuracy: str | None = typer.Option(None, "--accuracy", help="official | traced | approximate | schematic | indicative (default approximate)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Preview only: nothing is written."),
     repair: bool = typer.Option(False, "--repair", help="Repair invalid rings with make_valid and report the area change."),
     layer_name: str | None = typer.Option(None, "--layer-name", help="Layer of a GeoPackage/KML, or dataset inside a zip."),
