@@ -1,15 +1,17 @@
 """Admin endpoints: import official zone files, list versions, diff, roll back.
 
-Off unless ``ZONING_ADMIN_TOKEN`` is set; then every request needs
-``Authorization: Bearer <token>``. The token and an upload's declared size are checked
-before the request body is read, so nobody can make the service spool a large upload
-without the token. The service answers from a new version as soon as it is written (the
+Off unless ``ZONING_ADMIN_TOKEN`` is set or users exist; then every request needs the
+bootstrap admin token, a user's API token or a web session (``api.auth``) with the role
+the endpoint needs: versions and diff any editor, reviewer or admin; an import preview
+(``dry_run``) an editor, reviewer or admin; a writing import, a rollback and the audit log
+an admin only, since they change whole layers without a second person's review. The
+caller and an upload's declared size are checked before the request body is read, so
+nobody can make the service spool a large upload without the right to send it. The service answers from a new version as soon as it is written (the
 catalog reloads when the store file changes): no restart.
 """
 
 from __future__ import annotations
 
-import hmac
 import tempfile
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -17,8 +19,8 @@ from typing import Any
 
 from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
 from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
 
+from api.auth import GuardedRoute, audit_event, principal, refusal, requires
 from api.errors import NotFoundError
 from geo import importer, uploads
 from geo.store import StoreError, ZoneStore, diff_details
@@ -39,36 +41,33 @@ def _refusal(status: int, message: str, **headers: str) -> JSONResponse:
     return JSONResponse(status_code=status, content={"detail": message}, headers=headers or None)
 
 
-def _check_request(request: Request) -> JSONResponse | None:
-    """A refusal for a request without the admin token or with an oversized upload, else None."""
+def _upload_refusal(request: Request) -> JSONResponse | None:
+    """A refusal for an upload without or over its declared size, else None (checked after
+    the caller's permission and before the body is read)."""
     settings = request.app.state.settings
-    if not settings.admin_token:
-        return _refusal(403, "管理接口未启用 / admin endpoints are off: no admin token is configured "
-                             "(set ZONING_ADMIN_TOKEN to enable them)")
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), settings.admin_token.encode()):
-        return _refusal(401, "需要管理令牌 / a valid admin token is required: Authorization: Bearer <token>",
-                        **{"WWW-Authenticate": "Bearer"})
-    if request.method == "POST" and request.url.path.endswith("/import"):
-        length = request.headers.get("content-length")
-        if length is None or not length.isdigit():
-            return _refusal(411, "an upload needs a Content-Length header")
-        if int(length) > settings.max_upload_bytes + MULTIPART_SLACK_BYTES:
-            return _refusal(413, f"upload of {int(length)} bytes is larger than the limit of "
-                                 f"{settings.max_upload_bytes} bytes (ZONING_MAX_UPLOAD_BYTES); 上传文件超过大小限制")
+    length = request.headers.get("content-length")
+    if length is None or not length.isdigit():
+        return _refusal(411, "an upload needs a Content-Length header")
+    if int(length) > settings.max_upload_bytes + MULTIPART_SLACK_BYTES:
+        return _refusal(413, f"upload of {int(length)} bytes is larger than the limit of "
+                             f"{settings.max_upload_bytes} bytes (ZONING_MAX_UPLOAD_BYTES); 上传文件超过大小限制")
     return None
 
 
-class AdminRoute(APIRoute):
-    """Runs :func:`_check_request` before FastAPI reads the body."""
+class AdminRoute(GuardedRoute):
+    """The caller's permission (:class:`api.auth.GuardedRoute`), then an upload's declared
+    size, both before FastAPI reads the body."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
+        if not getattr(self.endpoint, "__upload__", False):
+            return handler
 
-        async def guarded(request: Request) -> Response:
-            return _check_request(request) or await handler(request)
+        async def limited(request: Request) -> Response:
+            permitted = refusal(request, self.endpoint.__permission__)
+            return permitted or _upload_refusal(request) or await handler(request)
 
-        return guarded
+        return limited
 
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"], route_class=AdminRoute)
@@ -89,10 +88,17 @@ def _status_of(exc: Exception) -> int | None:
     return next((status for cls, status in _STATUS if isinstance(exc, cls)), None)
 
 
+def _upload(endpoint):
+    endpoint.__upload__ = True
+    return endpoint
+
+
 @router.post("/import", summary="Import an official zone file (Shapefile zip, GeoPackage, GeoJSON, KML)",
              responses={201: {"description": "Imported: a new data version is served"},
                         200: {"description": "Dry run: the preview, nothing written"},
                         401: {}, 403: {}, 413: {}, 415: {}, 422: {"description": "Refused: the report lists the problems"}})
+@requires("import.preview")
+@_upload
 def import_zones(
     request: Request,
     file: UploadFile = File(..., description="The file: a .zip of a Shapefile, .gpkg, .geojson or .kml"),
@@ -107,9 +113,15 @@ def import_zones(
     layer_name: str | None = Form(None, description="Layer of a GeoPackage/KML or dataset inside a zip"),
     encoding: str | None = Form(None, description="Attribute encoding when detection fails"),
     rules_from: str | None = Form(None, description="Copy the rule texts of this existing zone"),
-    author: str = Form("admin-api", description="Recorded in the version history"),
+    author: str = Form("admin-api", description="Recorded in the version history (the bootstrap admin "
+                       "token only: a named user is recorded by name)"),
 ) -> JSONResponse:
     settings = request.app.state.settings
+    if not dry_run and (denied := refusal(request, "import.write")):
+        return denied
+    who = principal(request)
+    if who is not None and who.via != "admin-token":
+        author = who.name
     try:
         options = importer.ImportOptions(
             layer=layer, district=district or None, mapping=importer.parse_mapping(mapping),
@@ -120,7 +132,9 @@ def import_zones(
             path = Path(tmp) / name
             uploads.copy_limited(file.file, path, settings.max_upload_bytes)
             report = importer.run_import(_store(request), path, options, dry_run=dry_run, author=author,
-                                         source_name=name)
+                                         source_name=name, audit=audit_event(
+                                             request, "import", layer, district=district, file=name,
+                                             author=author, accuracy=accuracy))
     except StoreError as exc:  # another import got in first
         return _refusal(409, str(exc))
     except Exception as exc:
@@ -142,12 +156,14 @@ def import_zones(
 
 
 @router.get("/versions", summary="Data versions: who, when, what")
+@requires("versions.read")
 def versions(request: Request) -> dict:
     store = _store(request)
     return {"current": store.current().data_version, "versions": [v.as_dict() for v in store.versions()]}
 
 
 @router.get("/diff", summary="Zones added, removed and changed between two versions, with area changes")
+@requires("versions.read")
 def diff(request: Request, from_version: int = Query(..., alias="from", ge=1),
          to_version: int | None = Query(None, alias="to", ge=1, description="Default: the current version")) -> dict:
     store = _store(request)
@@ -159,9 +175,21 @@ def diff(request: Request, from_version: int = Query(..., alias="from", ge=1),
 
 
 @router.post("/rollback/{version}", status_code=201, summary="Serve an earlier version again (as a new version)")
+@requires("rollback")
 def rollback(request: Request, version: int, author: str = Query("admin-api")) -> dict:
     store = _store(request)
     _known_version(store, version)
-    info = store.rollback(version, author=author)
+    who = principal(request)
+    if who is not None and who.via != "admin-token":
+        author = who.name
+    info = store.rollback(version, author=author, audit=audit_event(request, "rollback", str(version)))
     return {"detail": f"version {version} is served again as version {info.version}",
             "version": info.as_dict(), "data_version": request.app.state.catalog.snapshot().data_version}
+
+
+@router.get("/audit", summary="The audit log, newest first: who (and their role), when, what, from where")
+@requires("audit.read")
+def audit(request: Request, limit: int = Query(100, ge=1, le=1000), before: int | None = Query(None, ge=1),
+          actor: str | None = None, action: str | None = None) -> dict:
+    entries = _store(request).audit(limit, before=before, actor=actor, action=action)
+    return {"entries": [e.as_dict() for e in entries]}

@@ -69,9 +69,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(ogc.router)
     app.include_router(export.router)
 
-    from api import admin  # import, versions, diff, rollback (off without ZONING_ADMIN_TOKEN)
+    from api import admin, auth  # import, versions, diff, rollback, audit; login/logout (api.auth)
 
     app.include_router(admin.router)
+    app.include_router(auth.router)
 
     from api import map as map_viewer  # GET /map and its vendored assets under /static/vendor
 
