@@ -88,7 +88,8 @@ def _status_of(exc: Exception) -> int | None:
     return next((status for cls, status in _STATUS if isinstance(exc, cls)), None)
 
 
-def _upload(endpoint):
+def upload_endpoint(endpoint):
+    """Mark an endpoint that takes an upload: AdminRoute checks its declared size first."""
     endpoint.__upload__ = True
     return endpoint
 
@@ -98,7 +99,7 @@ def _upload(endpoint):
                         200: {"description": "Dry run: the preview, nothing written"},
                         401: {}, 403: {}, 413: {}, 415: {}, 422: {"description": "Refused: the report lists the problems"}})
 @requires("import.preview")
-@_upload
+@upload_endpoint
 def import_zones(
     request: Request,
     file: UploadFile = File(..., description="The file: a .zip of a Shapefile, .gpkg, .geojson or .kml"),

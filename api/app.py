@@ -74,6 +74,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(admin.router)
     app.include_router(auth.router)
 
+    from api import workbench  # /workbench and /v1/workbench: sheets, georeference, trace, drafts, review
+
+    app.include_router(workbench.router)
+    app.include_router(workbench.page_router)
+
     from api import map as map_viewer  # GET /map and its vendored assets under /static/vendor
 
     app.include_router(map_viewer.router)

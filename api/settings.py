@@ -20,6 +20,9 @@ class Settings(BaseSettings):
     admin_token: str | None = Field(None, description="Bearer token for /v1/admin; unset = admin endpoints off")
     tianditu_token: str | None = Field(None, description="Tianditu key; unset = Tianditu basemaps hidden")
     max_upload_bytes: int = 50 * 1024 * 1024
+    sheets_dir: Path | None = Field(None, description="Uploaded map sheets (content-addressed); default "
+                                    "`sheets/` beside the store")
+    max_sheet_pixels: int = Field(64_000_000, description="Pixel limit per sheet page (PDF pages at 200 dpi)")
     max_batch_points: int = 100_000
     warm_on_start: bool = Field(False, description="Build the lookup index at start-up (`zoning serve` sets it)")
 

@@ -152,7 +152,7 @@ def make_sheet(seed: int = 14, n_gcps: int = 10, quality: int = 80) -> Synthetic
         x, y = crossings[i]
         px, py = _to_px(a, [(x, y)])[0]
         angle, radius = rng.uniform(0, 2 * math.pi), rng.uniform(1.0, 2.0)
-        gcps.append(ControlPoint(px + radius * math.cos(angle), py + radius * math.sin(angle), x, y))
+        gcps.append(ControlPoint(px + radius * math.cos(angle), py + radius * math.sin(angle), float(x), float(y)))
         true_px.append((px, py))
     return SyntheticSheet(out.getvalue(), zone, crs.from_metric(zone), a, gcps, true_px)
 
