@@ -147,8 +147,8 @@ def logout(request: Request) -> JSONResponse:
 @router.get("/me", summary="Who the request is authenticated as")
 def me(request: Request) -> JSONResponse:
     who = principal(request)
-    if who is None:
-        return _refusal(401, "not logged in", **{"WWW-Authenticate": "Bearer"})
+    if who is None:  # a plain answer, not a 401: the page asks this before anyone logs in
+        return JSONResponse({"name": None, "role": None, "via": None, "csrf": None, "may": []})
     return JSONResponse({"name": who.name, "role": who.role, "via": who.via, "csrf": who.csrf,
                          "may": sorted(p for p in PERMISSIONS if who.may(p))})
 

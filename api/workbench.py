@@ -21,12 +21,14 @@ from pydantic import BaseModel, Field
 from api.admin import AdminRoute, upload_endpoint
 from api.auth import client_address, principal, requires
 from api.errors import NotFoundError
+from geo import crs as gcrs
 from geo.digitise import georef as georef_mod
 from geo.digitise import sheets
 from geo.digitise import trace as trace_mod
 from geo.digitise.drafts import DraftError, DraftNotFoundError, DraftPermissionError, Drafts, area_check
 from geo.digitise.worklist import worklist, zone_target
-from geo.schema import ACCURACY, ACCURACY_TEXT, LAYERS
+from geo.schema import ACCURACY, ACCURACY_TEXT
+from maps.render import TIANDITU
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).resolve().parent / "templates"))
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -62,10 +64,10 @@ def _who(request: Request):
 
 @page_router.get("/workbench", response_class=HTMLResponse, summary="The digitising workbench page")
 def workbench_page(request: Request) -> HTMLResponse:
-    settings = request.app.state.settings
+    token = request.app.state.settings.tianditu_token
+    tianditu = [TIANDITU.replace("{layer}", layer).replace("{token}", token) for layer in ("vec", "cva")] if token else []
     return TEMPLATES.TemplateResponse(request, "workbench.html", {
-        "accuracy": [(a, ACCURACY_TEXT[a]) for a in ACCURACY], "layers": LAYERS,
-        "tianditu_token": settings.tianditu_token})
+        "accuracy": {a: ACCURACY_TEXT[a] for a in ACCURACY}, "tianditu_urls": tianditu})
 
 
 @page_router.get("/workbench/workbench.js", include_in_schema=False)
@@ -97,6 +99,18 @@ def get_zone(request: Request, zone_id: str) -> dict:
     return {"zone": target, "served": None if served.empty else {
         "accuracy": served["accuracy"].iloc[0], "area_km2": float(served["area_km2"].iloc[0]),
         "geometry": shapely.geometry.mapping(served.geometry.iloc[0])}}
+
+
+@router.get("/districts/{adcode}", summary="A district's reference outline (GeoJSON), for context and snapping")
+@requires("workbench.read")
+def get_district(request: Request, adcode: str) -> dict:
+    import shapely
+
+    try:
+        return {"type": "Feature", "properties": {"adcode": adcode},
+                "geometry": shapely.geometry.mapping(trace_mod.district_outline(adcode))}
+    except trace_mod.TraceError as exc:
+        raise NotFoundError(str(exc)) from None
 
 
 # ---------------------------------------------------------------- sheets
@@ -143,6 +157,8 @@ class PointIn(BaseModel):
     py: float
     x: float
     y: float
+    crs: str | None = Field(None, description="This point's CRS when it differs from the request's (a map click "
+                            "is WGS84 while typed points are e.g. Gauss-Krüger)")
 
 
 class GeorefIn(BaseModel):
@@ -154,6 +170,18 @@ class GeorefIn(BaseModel):
     overlay: bool = True
 
 
+def _common_crs(body: GeorefIn) -> tuple[list[georef_mod.ControlPoint], str]:
+    """The points in one CRS: as given when they share one, else each converted to EPSG:4548."""
+    crs_of = [p.crs or body.crs for p in body.points]
+    if len(set(crs_of)) <= 1:
+        return [georef_mod.ControlPoint(p.px, p.py, p.x, p.y) for p in body.points], body.crs
+    points = []
+    for p, crs in zip(body.points, crs_of, strict=True):
+        x, y = gcrs.convert([p.x], [p.y], georef_mod.resolve_crs(crs, [p.x], [p.y])[0], georef_mod.METRIC)
+        points.append(georef_mod.ControlPoint(p.px, p.py, float(x[0]), float(y[0])))
+    return points, georef_mod.METRIC
+
+
 def _fit(request: Request, body: GeorefIn) -> tuple[georef_mod.Georef, Any]:
     store = sheet_store(request)
     try:
@@ -161,8 +189,9 @@ def _fit(request: Request, body: GeorefIn) -> tuple[georef_mod.Georef, Any]:
         width, height = sheet.page_size(body.page)
     except sheets.SheetError as exc:
         raise NotFoundError(str(exc)) from None
-    fitted = georef_mod.fit([georef_mod.ControlPoint(p.px, p.py, p.x, p.y) for p in body.points], body.crs,
-                            body.method, image_size=(width, height), sheet_sha256=sheet.sha256, page=body.page)
+    points, crs = _common_crs(body)
+    fitted = georef_mod.fit(points, crs, body.method, image_size=(width, height), sheet_sha256=sheet.sha256,
+                            page=body.page)
     fitted.extra["filename"] = sheet.filename
     return fitted, store
 
