@@ -6,8 +6,9 @@ the endpoint needs: versions and diff any editor, reviewer or admin; an import p
 (``dry_run``) an editor, reviewer or admin; a writing import, a rollback and the audit log
 an admin only, since they change whole layers without a second person's review. The
 caller and an upload's declared size are checked before the request body is read, so
-nobody can make the service spool a large upload without the right to send it. The service answers from a new version as soon as it is written (the
-catalog reloads when the store file changes): no restart.
+nobody can make the service spool a large upload without the right to send it. The
+service answers from a new version as soon as it is written and loaded (the catalog
+notices the new version and swaps it in): no restart.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from fastapi.responses import JSONResponse
 from api.auth import GuardedRoute, audit_event, principal, refusal, requires
 from api.errors import NotFoundError
 from geo import importer, uploads
-from geo.store import StoreError, ZoneStore, diff_details
+from geo.store import StoreBackend, StoreError
 
 # Room for the multipart framing and the form fields around the file itself.
 MULTIPART_SLACK_BYTES = 64 * 1024
@@ -73,11 +74,11 @@ class AdminRoute(GuardedRoute):
 router = APIRouter(prefix="/v1/admin", tags=["admin"], route_class=AdminRoute)
 
 
-def _store(request: Request) -> ZoneStore:
+def _store(request: Request) -> StoreBackend:
     return request.app.state.catalog.store
 
 
-def _known_version(store: ZoneStore, number: int) -> None:
+def _known_version(store: StoreBackend, number: int) -> None:
     try:
         store.version(number)
     except StoreError as exc:
@@ -150,7 +151,7 @@ def import_zones(
             "problems": report.problems, "report": body})
     if dry_run:
         return JSONResponse(status_code=200, content={"detail": "dry run: nothing was written", "report": body})
-    snapshot = request.app.state.catalog.snapshot()
+    snapshot = request.app.state.catalog.refresh()  # answer once the new version is served
     return JSONResponse(status_code=201, content={
         "detail": f"imported {report.zones} zone(s) as version {report.version['version']}",
         "data_version": snapshot.data_version, "report": body})
@@ -172,7 +173,7 @@ def diff(request: Request, from_version: int = Query(..., alias="from", ge=1),
     for number in (from_version, to_version):
         _known_version(store, number)
     return {"from": store.version(from_version).as_dict(), "to": store.version(to_version).as_dict(),
-            **diff_details(store.load(from_version), store.load(to_version))}
+            **store.diff(from_version, to_version)}
 
 
 @router.post("/rollback/{version}", status_code=201, summary="Serve an earlier version again (as a new version)")
@@ -185,7 +186,7 @@ def rollback(request: Request, version: int, author: str = Query("admin-api")) -
         author = who.name
     info = store.rollback(version, author=author, audit=audit_event(request, "rollback", str(version)))
     return {"detail": f"version {version} is served again as version {info.version}",
-            "version": info.as_dict(), "data_version": request.app.state.catalog.snapshot().data_version}
+            "version": info.as_dict(), "data_version": request.app.state.catalog.refresh().data_version}
 
 
 @router.get("/audit", summary="The audit log, newest first: who (and their role), when, what, from where")
@@ -194,3 +195,4 @@ def audit(request: Request, limit: int = Query(100, ge=1, le=1000), before: int 
           actor: str | None = None, action: str | None = None) -> dict:
     entries = _store(request).audit(limit, before=before, actor=actor, action=action)
     return {"entries": [e.as_dict() for e in entries]}
+

@@ -300,5 +300,5 @@ def review_draft(request: Request, draft_id: int, body: ReviewIn) -> JSONRespons
         return _draft_refusal(exc)
     answer = draft.as_dict()
     if draft.status == "published":
-        answer["data_version"] = request.app.state.catalog.snapshot().data_version
+        answer["data_version"] = request.app.state.catalog.refresh().data_version  # served at once
     return JSONResponse(answer)

@@ -104,6 +104,18 @@ def sample_client(tmp_path, sample_zones):
         yield test_client
 
 
+def wait_for_data_version(client, prefix: str, timeout: float = 30.0) -> dict:
+    """Poll ``/healthz`` until the service serves a data version starting with ``prefix``
+    (a new version is loaded in the background; until then the old one is served)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not (body := client.get("/healthz").json())["data_version"].startswith(prefix):
+        assert time.monotonic() < deadline, f"still serving {body['data_version']} after {timeout} s"
+        time.sleep(0.02)
+    return body
+
+
 def kill_writer_mid_write(args: list[str], hook_dir: Path) -> None:
     """Run ``args`` (a Python command that writes the zone store) with the store's write
     transaction stalled just before COMMIT (every row written, nothing committed), and SIGKILL

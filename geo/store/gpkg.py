@@ -36,6 +36,7 @@ import math
 import os
 import sqlite3
 import struct
+import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -137,8 +138,9 @@ def encode_rows(zones: gpd.GeoDataFrame) -> list[tuple]:
     return rows
 
 
-def decode_rows(rows: Sequence[Sequence[Any]]) -> gpd.GeoDataFrame:
-    """The validated zone table of rows of (columns…, geometry blob)."""
+def decode_rows(rows: Sequence[Sequence[Any]], *, validate: bool = True) -> gpd.GeoDataFrame:
+    """The zone table of rows of (columns…, geometry blob), validated unless it is only a
+    part of a table (whose parent ids may point outside it)."""
     if not rows:
         return schema.empty_zones()
     records = [dict(zip(_COLUMNS, row[:-1], strict=True)) for row in rows]
@@ -147,7 +149,8 @@ def decode_rows(rows: Sequence[Sequence[Any]]) -> gpd.GeoDataFrame:
         record["rules"] = json.loads(rules) if isinstance(rules, str) and rules else []
     frame = gpd.GeoDataFrame(records, geometry=geometries([row[-1] for row in rows]), crs=schema.CRS)
     zones = schema.normalize_zones(frame)
-    schema.validate_zones(zones)
+    if validate:
+        schema.validate_zones(zones)
     return zones
 
 
@@ -320,6 +323,7 @@ class GeoPackageStore(StoreBackend):
         self.path = Path(path)
         self.location = str(self.path)
         self._head_db: sqlite3.Connection | None = None
+        self._head_lock = threading.Lock()
         self._upgraded = False
 
     # -- connections and transactions ------------------------------------------------------------
@@ -388,12 +392,13 @@ class GeoPackageStore(StoreBackend):
     def head(self) -> int:
         if not self.path.exists():
             return 0
-        if self._head_db is None:
-            self._head_db = self._connect()
-        try:
-            return self._head_db.execute("SELECT max(version) FROM versions").fetchone()[0] or 0
-        except sqlite3.OperationalError:  # an empty file: no versions table yet
-            return 0
+        with self._head_lock:
+            if self._head_db is None:
+                self._head_db = self._connect()
+            try:
+                return self._head_db.execute("SELECT max(version) FROM versions").fetchone()[0] or 0
+            except sqlite3.OperationalError:  # an empty file: no versions table yet
+                return 0
 
     def versions(self) -> list[VersionInfo]:
         with self._reading() as db:
@@ -458,7 +463,7 @@ class GeoPackageStore(StoreBackend):
             ids, before = _write_rows(db, number, rows)
             touched = set(ids["touched"])
             after = zones[zones["zone_id"].isin(touched)]
-            changed = diff_zones(decode_rows(before), after)["changed"] if touched else []
+            changed = diff_zones(decode_rows(before, validate=False), after)["changed"] if touched else []
             summary = {"added": ids["added"], "removed": ids["removed"], "changed": changed}
             info = VersionInfo(version=number, data_version=f"v{number}-{digest[:8]}", created_at=_now(),
                                author=author, action=action, source=source, source_sha256=source_sha256,
