@@ -284,6 +284,25 @@ def get_draft(request: Request, draft_id: int) -> JSONResponse:
     return JSONResponse(drafts.review_view(draft, request.app.state.catalog.snapshot().zones))
 
 
+@router.get("/drafts/{draft_id}/overlay", summary="The draft's sheet warped by its control points, for review")
+@requires("workbench.read")
+def draft_overlay(request: Request, draft_id: int) -> JSONResponse:
+    try:
+        draft = Drafts(_store(request)).get(draft_id)
+    except DraftError as exc:
+        return _draft_refusal(exc)
+    sheet, summary = draft.provenance.get("sheet"), draft.provenance.get("georef")
+    if not sheet or not summary:
+        raise NotFoundError(f"draft {draft_id} was drawn by hand without a georeferenced sheet")
+    store = sheet_store(request)
+    points = [georef_mod.ControlPoint(p["px"], p["py"], p["x"], p["y"]) for p in summary["points"]]
+    fitted = georef_mod.fit(points, summary["crs"], summary["method"], sheet_sha256=sheet["sha256"],
+                            page=sheet.get("page", 1))
+    overlay = georef_mod.warp_overlay(fitted, store.page_array(sheet["sha256"], sheet.get("page", 1)), OVERLAY_MAX_PX)
+    return JSONResponse({"bounds": overlay.bounds,
+                         "png": "data:image/png;base64," + base64.b64encode(overlay.png).decode()})
+
+
 class ReviewIn(BaseModel):
     approve: bool
     comment: str | None = None

@@ -126,6 +126,8 @@ def test_editor_traces_and_a_different_reviewer_publishes(browser, server, tmp_p
     page.wait_for_selector("#review-panel:not(.hidden)")
     assert "ed" in page.inner_text("#review-meta") and "traced from the official map sheet" in page.inner_text(
         "#review-meta")
+    page.wait_for_selector("#map img.leaflet-image-layer")  # the sheet's overlay under the draft
+    page.wait_for_function("() => document.getElementById('sheet-info').textContent.includes('2000 × 1500')")
     page.click("#review-approve")
     page.wait_for_function("() => document.getElementById('review-info').textContent.includes('published')",
                            timeout=30_000)

@@ -306,6 +306,17 @@
     if (d.served) L.geoJSON(d.served.geometry, { style: { color: "#888", dashArray: "6 4", fillOpacity: 0.05 } }).addTo(context);
     L.geoJSON(d.geometry, { style: { color: "#16a34a", weight: 2, fillOpacity: 0.2 }, pmIgnore: true }).addTo(context);
     map.fitBounds(context.getBounds());
+    var sheet = d.provenance.sheet;
+    if (sheet && d.provenance.georef) {  // the reviewer sees the sheet and its overlay under the polygon
+      var ov = await api("GET", "v1/workbench/drafts/" + id + "/overlay"), b = ov.bounds;
+      if (S.overlay) map.removeLayer(S.overlay);
+      S.overlay = L.imageOverlay(ov.png, [[b[1], b[0]], [b[3], b[2]]],
+                                 { opacity: parseFloat($("overlay-opacity").value), pmIgnore: true }).addTo(map);
+      S.overlay.bringToBack();
+      var all = await api("GET", "v1/workbench/sheets");
+      var found = all.sheets.filter(function (s) { return s.sha256 === sheet.sha256; })[0];
+      if (found) { S.sheet = found; S.page = sheet.page || 1; showSheet(); }
+    }
   }
   async function decide(approve) {
     if (!S.review) throw new Error("先选择草稿 open a draft first");
