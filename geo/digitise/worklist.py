@@ -11,6 +11,7 @@ are not zones: both are left out.
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
@@ -26,7 +27,7 @@ IMPROVABLE = frozenset({"approximate", "schematic", "indicative"})
 
 @functools.lru_cache(maxsize=4)
 def _recipe_entries(recipes_dir: str, _mtime: float) -> dict[str, ZoneEntry]:
-    return {z.id: z for recipe in load_recipes(RECIPES_DIR.__class__(recipes_dir)) for z in recipe.zones}
+    return {z.id: z for recipe in load_recipes(Path(recipes_dir)) for z in recipe.zones}
 
 
 def recipe_entries(recipes_dir=RECIPES_DIR) -> dict[str, ZoneEntry]:
