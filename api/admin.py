@@ -20,11 +20,14 @@ from typing import Any
 
 from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
-from api.auth import GuardedRoute, audit_event, principal, refusal, requires
+from api.auth import GuardedRoute, audit_event, client_address, principal, refusal, requires
 from api.errors import NotFoundError
 from geo import importer, uploads
 from geo.store import StoreBackend, StoreError
+from geo.users import UserError as BadUser
+from geo.users import Users
 
 # Room for the multipart framing and the form fields around the file itself.
 MULTIPART_SLACK_BYTES = 64 * 1024
@@ -196,3 +199,46 @@ def audit(request: Request, limit: int = Query(100, ge=1, le=1000), before: int 
     entries = _store(request).audit(limit, before=before, actor=actor, action=action)
     return {"entries": [e.as_dict() for e in entries]}
 
+
+
+# ---------------------------------------------------------------- users (as `zoning users`)
+
+
+class NewUser(BaseModel):
+    name: str
+    role: str
+    password: str | None = None
+    token: bool = True
+
+
+def _users(request: Request) -> Users:
+    return Users(_store(request))
+
+
+@router.get("/users", summary="Named users and their roles")
+@requires("users.manage")
+def list_users(request: Request) -> dict:
+    return {"users": [u.as_dict() for u in _users(request).list()]}
+
+
+@router.post("/users", status_code=201, summary="Add a user; the answer holds their API token, shown once")
+@requires("users.manage")
+def add_user(request: Request, body: NewUser) -> JSONResponse:
+    who = principal(request)
+    try:
+        user, token = _users(request).add(body.name, body.role, password=body.password, token=body.token,
+                                          actor=who.name, actor_role=who.role, client=client_address(request))
+    except BadUser as exc:
+        return _refusal(409 if "exists" in str(exc) else 422, str(exc))
+    return JSONResponse(status_code=201, content={"user": user.as_dict(), "token": token})
+
+
+@router.post("/users/{name}/disable", summary="Disable a user: their token and sessions stop working at once")
+@requires("users.manage")
+def disable_user(request: Request, name: str) -> dict:
+    who = principal(request)
+    try:
+        user = _users(request).disable(name, actor=who.name, actor_role=who.role, client=client_address(request))
+    except BadUser as exc:
+        raise NotFoundError(str(exc)) from None
+    return {"user": user.as_dict()}

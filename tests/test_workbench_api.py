@@ -266,3 +266,22 @@ def test_bad_sheets_and_points_are_refused_with_the_reason(wb, sheet):
                                                   [115.9, 39.9]]]}
     invalid = client.post("/v1/workbench/drafts", headers=h["ed"], json={"zone_id": ZONE, "geometry": bowtie})
     assert invalid.status_code == 422 and "invalid" in invalid.json()["detail"]
+
+
+def test_admins_manage_users_over_http_and_each_change_is_audited(wb):
+    client, h = wb
+    added = client.post("/v1/admin/users", headers=h["ada"], json={"name": "newbie", "role": "editor"})
+    assert added.status_code == 201 and added.json()["token"].startswith("zt_")
+    token = {"Authorization": f"Bearer {added.json()['token']}"}
+    assert client.get("/v1/workbench/worklist", headers=token).status_code == 200
+    assert client.post("/v1/admin/users", headers=h["ada"], json={"name": "newbie", "role": "editor"}).status_code == 409
+    assert client.post("/v1/admin/users", headers=h["ada"], json={"name": "x y", "role": "editor"}).status_code == 422
+    assert client.post("/v1/admin/users", headers=h["rita"], json={"name": "sneaky", "role": "admin"}).status_code == 403
+    assert client.post("/v1/admin/users/newbie/disable", headers=h["ada"]).status_code == 200
+    assert client.get("/v1/workbench/worklist", headers=token).status_code == 401
+    assert client.post("/v1/admin/users/nobody/disable", headers=h["ada"]).status_code == 404
+    names = {u["name"]: u for u in client.get("/v1/admin/users", headers=ADMIN).json()["users"]}
+    assert names["newbie"]["disabled"] and "sneaky" not in names
+    audit = client.get("/v1/admin/audit", headers=ADMIN, params={"actor": "ada"}).json()["entries"]
+    assert [(e["action"], e["target"], e["role"]) for e in audit[:2]] == [
+        ("user.disable", "newbie", "admin"), ("user.add", "newbie", "admin")]
