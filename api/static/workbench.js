@@ -115,6 +115,13 @@
     if (data.served) L.geoJSON(data.served.geometry, { style: { color: "#888", dashArray: "6 4", weight: 2, fillOpacity: 0.05 } }).addTo(context);
     map.fitBounds(context.getBounds());
     areaLive();
+    // The district's other zones, thin and grey: context, and vertices to snap to when drawing.
+    var others = await fetch("v1/export?format=geojson&district=" + z.district_code, { credentials: "same-origin" });
+    if (others.ok) {
+      var fc = await others.json();
+      fc.features = fc.features.filter(function (f) { return f.properties.layer !== "admin" && f.properties.zone_id !== z.zone_id; });
+      L.geoJSON(fc, { style: { color: "#64748b", weight: 1, fillOpacity: 0, dashArray: "2 3" } }).addTo(context);
+    }
   }
 
   // ---------------------------------------------------------------- sheet
