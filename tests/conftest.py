@@ -58,6 +58,21 @@ def sample_zones():
     ])
 
 
+# Store backends the shared store tests (tests/test_store.py) run against; a backend adds
+# its name here and a branch to ``new_store``.
+STORE_BACKENDS = ["gpkg"]
+
+
+@pytest.fixture(params=STORE_BACKENDS)
+def new_store(request, tmp_path):
+    """An empty zone store of each backend."""
+    from geo.store import GeoPackageStore
+
+    if request.param == "gpkg":
+        return GeoPackageStore(tmp_path / "zones.gpkg")
+    raise AssertionError(f"unknown store backend {request.param}")
+
+
 @pytest.fixture
 def shared_dir() -> Path:
     if not SHARED.exists():
