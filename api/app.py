@@ -59,7 +59,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(LargeBodies, max_concurrent=settings.max_large_requests)
     app.add_middleware(EmptyQueryAsAbsent)
     app.add_middleware(HeadAsGet, exempt=("/v1/export",))
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, exempt=("/v1/admin/import",))
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes,
+                       exempt=("/v1/admin/import", "/v1/workbench/sheets"))  # own upload bound, checked first
     app.add_middleware(RequestLog)
 
     @app.get("/healthz", tags=["service"], summary="Liveness, zone count and data version")
@@ -76,9 +77,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(ogc.router)
     app.include_router(export.router)
 
-    from api import admin  # import, versions, diff, rollback (off without ZONING_ADMIN_TOKEN)
+    from api import admin, auth  # import, versions, diff, rollback, audit; login/logout (api.auth)
 
     app.include_router(admin.router)
+    app.include_router(auth.router)
+
+    from api import workbench  # /workbench and /v1/workbench: sheets, georeference, trace, drafts, review
+
+    app.include_router(workbench.router)
+    app.include_router(workbench.page_router)
 
     from api import map as map_viewer  # GET /map and its vendored assets under /static/vendor
 

@@ -92,17 +92,31 @@ def build_zones(recipes_dir: Path, base_dir: Path,
 def zone_record(built: BuiltZone, area: float, all_built: dict[str, BuiltZone]) -> dict[str, Any]:
     """One zone-table row from a built recipe entry."""
     entry = built.entry
-    data, recipe = entry.data, entry.recipe
+    data = entry.data
     parent = data.get("parent")
     if parent is not None and (parent not in all_built or not all_built[parent].digitised):
         state = "unknown" if parent not in all_built else "not digitised"
         raise RecipeError(f"{entry.where()}: parent {parent!r} is {state}; a digitised zone needs a digitised parent")
-    doc = recipe.documents.get(data.get("document"), {})
-    district = {**recipe.district, **(data.get("district") or {})}
     polygonal = built.geometry.geom_type in ("Polygon", "MultiPolygon")
     return {
+        **entry_metadata(entry),
+        "area_km2": round(area, AREA_DECIMALS) if polygonal else None,
+        "accuracy": data["accuracy"],
+        "method": built.method,
+        "geometry": built.geometry,
+    }
+
+
+def entry_metadata(entry: ZoneEntry) -> dict[str, Any]:
+    """What the texts say about a recipe's zone, whatever its geometry: identity, citation,
+    dates, stated area, rules (the zone-table columns but area, accuracy and method). The
+    digitising workbench fills a not-digitised zone's draft from it."""
+    data, recipe = entry.data, entry.recipe
+    doc = recipe.documents.get(data.get("document"), {})
+    district = {**recipe.district, **(data.get("district") or {})}
+    return {
         "zone_id": entry.id,
-        "parent_id": parent,
+        "parent_id": data.get("parent"),
         "layer": data["layer"],
         "kind": data["kind"],
         "name_zh": data["name_zh"],
@@ -117,12 +131,8 @@ def zone_record(built: BuiltZone, area: float, all_built: dict[str, BuiltZone]) 
         "effective_from": data.get("effective_from", doc.get("effective_from")),
         "effective_to": data.get("effective_to", doc.get("effective_to")),
         "stated_area_km2": data.get("stated_area_km2"),
-        "area_km2": round(area, AREA_DECIMALS) if polygonal else None,
         "rules": data["rules"],
-        "accuracy": data["accuracy"],
-        "method": built.method,
         "notes": data.get("notes"),
-        "geometry": built.geometry,
     }
 
 

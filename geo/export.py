@@ -78,9 +78,11 @@ BASE_DATA_ATTRIBUTION = (
     "Team, LGPL-3.0-or-later. Details: data/boundaries/SOURCES.md."
 )
 ACCURACY_NOTE = (
-    "只有 accuracy=official 的边界是官方边界；approximate/schematic/indicative 为依文本数字化的近似、示意或指示性"
-    "范围，不是法定边界，法定边界以主管部门发布的数据为准 / Only accuracy=official boundaries are official; "
-    "approximate, schematic and indicative zones are digitised from the gazette text and are not the legal line."
+    "只有 accuracy=official 的边界是官方边界；traced 为依官方附图配准描绘（误差约为配准中误差加线宽）；"
+    "approximate/schematic/indicative 为依文本数字化的近似、示意或指示性范围，不是法定边界，法定边界以主管部门发布的数据为准 / "
+    "Only accuracy=official boundaries are official; traced zones are drawn on the official map sheet (error ≈ "
+    "georeferencing RMS + line width); approximate, schematic and indicative zones are digitised from the gazette "
+    "text and are not the legal line."
 )
 
 # DBF field names are at most 10 characters.

@@ -65,9 +65,12 @@ LAYERS: dict[str, Layer] = {
     ]
 }
 
-ACCURACY = ("official", "approximate", "schematic", "indicative")
+# From most to least exact. `traced` (issue 14) is drawn on the official map sheet itself.
+ACCURACY = ("official", "traced", "approximate", "schematic", "indicative")
 ACCURACY_TEXT = {
     "official": ("官方边界", "official boundary"),
+    "traced": ("描绘边界：依官方附图配准描绘，误差约为配准中误差加线宽",
+               "traced from the official map sheet; error ≈ georeferencing RMS + line width"),
     "approximate": ("近似边界：依文本规则构建，非法定边界", "approximate: built from the text's rules, not the legal line"),
     "schematic": ("示意边界：仅示意位置和范围", "schematic: shows location and extent only"),
     "indicative": ("指示性范围：依文本组成推断，误差可能很大",

@@ -32,7 +32,7 @@ LANGS = ("zh", "en")
 CHECK_CRS = ("wgs84", "cgcs2000", "gcj02", "bd09")
 
 # Line pattern per accuracy: anything not official is dashed, coarser = sparser.
-DASH = {"official": None, "approximate": "8 4", "schematic": "4 4", "indicative": "2 6"}
+DASH = {"official": None, "traced": "12 3", "approximate": "8 4", "schematic": "4 4", "indicative": "2 6"}
 
 TEXT = {
     "title": ("分区查询地图 — 北京区级规划分区", "Zoning map — Beijing district zones"),

@@ -2,7 +2,8 @@
 
 One module per job registers its commands on the shared typer ``app`` (``common``):
 ``service`` (serve, info), ``lookup`` (convert, check, check-file), ``data`` (build, report,
-export, map, import, history, diff, rollback, base). Errors print one line and exit non-zero
+export, map, import, history, diff, rollback, base), ``digitise`` (georef, trace, publish,
+review, drafts), ``users`` (users add|list|disable|token|password, audit). Errors print one line and exit non-zero
 (2 for bad input); ``--debug`` shows the traceback. Each command is a thin wrapper over `geo`
 (and `maps`), like the API.
 """
@@ -16,6 +17,8 @@ from api.cli import service  # noqa: F401  # isort: skip
 from api.cli import lookup  # noqa: F401  # isort: skip
 from api.cli import data  # noqa: F401  # isort: skip
 from api.cli import compensation  # noqa: F401  # isort: skip
+from api.cli import digitise  # noqa: F401  # isort: skip
+from api.cli import users  # noqa: F401  # isort: skip
 from api.cli.common import UserError, _state, app, console, err_console
 from geo.store import StoreError
 

@@ -40,3 +40,14 @@ def store_option() -> Path:
 def resolve_store(store: Path | None):
     settings = get_settings()
     return open_store(store or settings.store, settings.seed)
+
+
+def cli_audit(action: str, target: str | None = None, **detail):
+    """An audit event for a write made from the command line: the local account, which has
+    the store file (and so an admin's power over it)."""
+    import getpass
+
+    from geo.store import AuditEvent
+
+    return AuditEvent(actor=f"cli:{getpass.getuser()}", role="admin", action=action, target=target,
+                      detail={k: v for k, v in detail.items() if v is not None}, client="cli")

@@ -10,7 +10,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from api.cli.common import UserError, app, console, err_console, resolve_store, store_option
+from api.cli.common import UserError, app, cli_audit, console, err_console, resolve_store, store_option
 from geo.store import StoreError
 
 
@@ -64,7 +64,7 @@ def build(
         if content_hash(zone_store.load()) == content_hash(zones):
             console.print(f"store {zone_store.location} already holds this build ({zone_store.current().data_version})")
         else:
-            info = zone_store.save(zones, action="build", source="recipes")
+            info = zone_store.save(zones, action="build", source="recipes", audit=cli_audit("build", "recipes"))
             console.print(f"store {zone_store.location}: new version {info.data_version} {info.as_dict()['summary']}")
     not_digitised = sum(not b.digitised for b in report.built.values())
     console.print(f"{len(zones)} zones built, {not_digitised} not digitised; "
@@ -189,7 +189,7 @@ def import_file(
                                       "stated_area_km2=COLUMN:ha|m2|mu converts units."),
     values: list[str] = typer.Option([], "--set", help="FIELD=VALUE for every zone, e.g. --set issuer=北京市门头沟区人民政府 (repeatable)."),
     crs: str | None = typer.Option(None, "--crs", help="CRS of the coordinates when the file has none (e.g. EPSG:4548)."),
-    accuracy: str | None = typer.Option(None, "--accuracy", help="official | approximate | schematic | indicative (default approximate)."),
+    accuracy: str | None = typer.Option(None, "--accuracy", help="official | traced | approximate | schematic | indicative (default approximate)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Preview only: nothing is written."),
     repair: bool = typer.Option(False, "--repair", help="Repair invalid rings with make_valid and report the area change."),
     layer_name: str | None = typer.Option(None, "--layer-name", help="Layer of a GeoPackage/KML, or dataset inside a zip."),
@@ -210,7 +210,8 @@ def import_file(
         layer=layer, district=district, mapping=importer.parse_mapping(mapping), values=importer.parse_values(values),
         crs=crs, accuracy=accuracy, repair=repair, layer_name=layer_name, encoding=encoding, rules_from=rules_from)
     report = importer.run_import(resolve_store(store), file, options, dry_run=dry_run,
-                                 author=author or getpass.getuser())
+                                 author=author or getpass.getuser(), audit=cli_audit(
+                                     "import", layer, file=file.name, district=district, author=author))
     if as_json:
         print(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
     else:
@@ -289,7 +290,8 @@ def rollback(version: int = typer.Argument(..., help="The version to serve again
 
     zone_store = resolve_store(store)
     _version_or_exit(zone_store, version)
-    info = zone_store.rollback(version, author=author or getpass.getuser())
+    info = zone_store.rollback(version, author=author or getpass.getuser(),
+                               audit=cli_audit("rollback", str(version), author=author))
     console.print(f"version {version} is served again as version {info.version} ({info.data_version})",
                   highlight=False)
 
