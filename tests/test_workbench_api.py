@@ -11,7 +11,7 @@ from geo.users import Users
 from tests.conftest import _client_for
 from tests.synthetic_sheet import ZONE_COLOUR, make_sheet, spread_gcps
 
-TOKEN = "bootstrap-admin-token"
+TOKEN = "bootstrap-admin-token-for-tests"
 ADMIN = {"Authorization": f"Bearer {TOKEN}"}
 ZONE = "mtg-jyq-ztsk-1"  # 斋堂水库一级保护区: not digitised (no cited coordinate)
 PASSWORD = "correct horse battery"

@@ -32,7 +32,7 @@ def server(tmp_path_factory):
 
     store = tmp_path_factory.mktemp("workbench-store") / "zones.gpkg"
     with live_server(create_app(Settings(store=store, seed=BUNDLED_ZONES, log_level="warning",
-                                         admin_token="bootstrap"))) as base:
+                                         admin_token="bootstrap-admin-token-for-browser"))) as base:
         users = Users(GeoPackageStore(store))
         users.add("ed", "editor", password=PASSWORD, actor="test")
         users.add("rita", "reviewer", password=PASSWORD, actor="test")
