@@ -139,6 +139,21 @@ def _official_layers(zones: gpd.GeoDataFrame) -> set[tuple[str, str]]:
     return set(zip(official["layer"], official["district_code"], strict=True))
 
 
+def _any_inside(district, lon: np.ndarray, lat: np.ndarray, step: int = 4096) -> bool:
+    """Whether any point lies in the (prepared) district: points outside its box are
+    dropped by arithmetic, the rest tested a slice at a time until one is inside — a
+    million-point batch costs milliseconds here instead of a full polygon test each."""
+    minx, miny, maxx, maxy = district.bounds
+    candidates = np.flatnonzero((lon >= minx) & (lon <= maxx) & (lat >= miny) & (lat <= maxy))
+    start = 0
+    while start < candidates.size:
+        part = candidates[start:start + step]
+        if shapely.intersects_xy(district, lon[part], lat[part]).any():
+            return True
+        start, step = start + step, step * 2
+    return False
+
+
 def not_digitised(snap: Snapshot, *, lon=None, lat=None, site=None,
                   layers: Sequence[str] | None = None) -> list[dict[str, Any]]:
     """Zones not digitised in the districts containing any of the points (or touching
@@ -154,7 +169,7 @@ def not_digitised(snap: Snapshot, *, lon=None, lat=None, site=None,
         if lon.size == 1:  # one call over the districts
             touched = shapely.intersects_xy(catalogue.districts, lon[0], lat[0])
         else:
-            touched = np.array([shapely.intersects_xy(d, lon, lat).any() for d in catalogue.districts], dtype=bool)
+            touched = np.array([_any_inside(d, lon, lat) for d in catalogue.districts], dtype=bool)
     codes = tuple(c for c, hit in zip(catalogue.district_codes, touched, strict=True) if hit)
     if not codes:
         return []

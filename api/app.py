@@ -61,9 +61,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         snap = request.app.state.catalog.snapshot()
         return {"status": "ok", "zones": len(snap.zones), "data_version": snap.data_version}
 
-    from api import check  # /v1/check, /v1/check/batch, /v1/check/site, /v1/zones
+    from api import check  # /v1/check, /v1/check/site, /v1/zones
 
     app.include_router(check.router)
+
+    from api import batch  # /v1/check/batch (CSV, GeoJSON, Arrow, GeoParquet)
+
+    app.include_router(batch.router)
 
     from api import export, ogc  # OGC API – Features (including the landing page `/`) and exports
 

@@ -2,7 +2,7 @@
 
 * ``GET /v1/check`` — one point: every zone covering it (boundary counts as inside),
   the distance to each one's boundary, and zones within ``near`` metres.
-* ``POST /v1/check/batch`` — up to ``max_batch_points`` points as CSV or GeoJSON.
+* ``POST /v1/check/batch`` — many points: see ``api.batch``.
 * ``POST /v1/check/site`` — a polygon: every zone it intersects, with overlap areas.
 * ``GET /v1/zones`` and ``GET /v1/zones/{zone_id}`` — the zone catalogue.
 
@@ -13,14 +13,13 @@ built by ``api.answers``, the same functions the CLI uses.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import pydantic_core
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse
 
 from api import answers
 from api.dependencies import (
@@ -39,9 +38,7 @@ from api.dependencies import (
     lookup_params,
     parse_layers_field,
     read_body,
-    read_points,
     read_site,
-    row_error,
     unprocessable,
 )
 from api.errors import NotFoundError
@@ -58,11 +55,6 @@ class JSONAnswer(JSONResponse):
 
     def render(self, content: Any) -> bytes:
         return pydantic_core.to_json(content)
-
-
-# Batch answers are written in slices of this many points, so a 100 000-point answer
-# streams out while it is being serialised instead of being built whole in memory.
-BATCH_CHUNK = 2000
 
 
 def _snapshot(request: Request) -> Snapshot:
@@ -96,85 +88,6 @@ async def check(
     except CoordinateError as exc:
         raise unprocessable(*coordinate_errors(exc, lon, lat, params.crs)) from None
     return JSONAnswer(answer)
-
-
-BATCH_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "text/csv": {"schema": {"type": "string"},
-                         "example": "id,lon,lat\nfarm-1,116.10,39.95\nfarm-2,115.98,39.94\n"},
-            "application/geo+json": {"schema": {"type": "object"}, "example": {
-                "type": "FeatureCollection",
-                "features": [{"type": "Feature", "id": "farm-1", "properties": {},
-                              "geometry": {"type": "Point", "coordinates": [116.10, 39.95]}}]}},
-        },
-    }
-}
-
-
-@router.post(
-    "/v1/check/batch",
-    summary="Zones covering many points 批量查询",
-    description="The body is CSV with a header (`lon,lat[,id]`; `x,y` also accepted; rows are numbered "
-                "as in a spreadsheet, header = row 1) or a GeoJSON FeatureCollection of Points. At most "
-                "`max_batch_points` (100 000) points: more is a 413. A bad row is a 422 naming it. The "
-                "answer is one JSON object, streamed: `{as_of, crs, data_version, count, not_digitised, results: "
-                "[{id, zone_ids}], disclaimer}` (`not_digitised`: zones the documents of the points' districts "
-                "define but that could not be drawn); with `detail=true` each result also has `point`, `inside` and "
-                "`nearby` exactly as GET /v1/check answers them.",
-    openapi_extra=BATCH_BODY,
-    response_class=StreamingResponse,
-    responses={200: {"content": {"application/json": {}}, "description": "Streamed JSON answer"}},
-)
-async def check_batch(
-    request: Request,
-    crs: str = CRS_QUERY, as_of: str | None = AS_OF_QUERY, layers: str | None = LAYERS_QUERY,
-    near: float = NEAR_QUERY, lang: str = LANG_QUERY,
-    detail: bool = Query(False, description="Full zone objects, boundary distances and nearby zones per point"),
-) -> StreamingResponse:
-    params = lookup_params(crs, as_of, layers, lang, near)
-    settings = request.app.state.settings
-    body = await read_body(request, settings.max_upload_bytes)
-    snap = _snapshot(request)
-
-    def look_up():
-        with answer_422():
-            points = read_points(body, request.headers.get("content-type", ""), settings.max_batch_points)
-            if not points.ids:
-                raise InputError(("body",), "the body has no points")
-            try:
-                found = answers.look_up(snap, points.x, points.y, crs=params.crs, as_of=params.as_of,
-                                        layers=params.layers, near_m=params.near_m, distances=detail)
-            except CoordinateError as exc:
-                raise row_error(points, exc) from None
-        return points, found
-
-    points, found = await run_in_threadpool(look_up)
-    missing = answers.not_digitised(snap, lon=found.lon, lat=found.lat, layers=params.layers)
-    head = {"as_of": params.as_of, "crs": params.crs, "data_version": snap.data_version, "count": len(points.ids),
-            "not_digitised": missing}
-    tail = answers.disclaimer(answers.returned_zones(snap, found), params.lang, len(missing))
-    return StreamingResponse(_stream_batch(snap, found, points.ids, detail, head, tail),
-                             media_type="application/json")
-
-
-def _stream_batch(snap: Snapshot, found: answers.PointLookup, ids: list[Any], detail: bool,
-                  head: dict[str, Any], disclaimer: str) -> Iterator[bytes]:
-    zone_ids = snap.zones["zone_id"].to_numpy()
-    by_point = found.hits.by_point()
-    yield pydantic_core.to_json(head)[:-1] + b', "results": ['
-    for start in range(0, len(ids), BATCH_CHUNK):
-        stop = min(start + BATCH_CHUNK, len(ids))
-        details = answers.iter_point_results(snap, found, start, stop) if detail else None
-        items = []
-        for i in range(start, stop):
-            item = {"id": ids[i], "zone_ids": zone_ids[by_point[i]].tolist()}
-            if details is not None:
-                item.update(next(details))
-            items.append(pydantic_core.to_json(item))
-        yield (b"\n" if start == 0 else b",\n") + b",\n".join(items)
-    yield b"\n], " + pydantic_core.to_json({"disclaimer": disclaimer})[1:] + b"\n"
 
 
 SITE_BODY = {

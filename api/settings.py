@@ -21,6 +21,9 @@ class Settings(BaseSettings):
     tianditu_token: str | None = Field(None, description="Tianditu key; unset = Tianditu basemaps hidden")
     max_upload_bytes: int = 50 * 1024 * 1024
     max_batch_points: int = 100_000
+    max_columnar_points: int = Field(2_000_000, description="Batch points per request answered as CSV, Arrow or "
+                                                            "GeoParquet (no per-point JSON)")
+    max_columnar_bytes: int = Field(256 * 1024 * 1024, description="Batch body bytes for those answers")
     warm_on_start: bool = Field(False, description="Build the lookup index at start-up (`zoning serve` sets it)")
 
 

@@ -142,70 +142,100 @@ def check(
     console.print(answer["disclaimer"], style="dim", highlight=False)
 
 
+POINT_SUFFIXES = {".csv": "csv", ".txt": "csv", ".geojson": "json", ".json": "json", ".arrow": "arrow",
+                  ".arrows": "arrow", ".parquet": "parquet", ".geoparquet": "parquet"}
+
+
 @app.command("check-file")
 def check_file(
-    in_file: Path = typer.Argument(..., help="CSV with a header lon,lat[,id] (or x,y), or a GeoJSON "
-                                             "FeatureCollection of points."),
-    out: Path = typer.Option(..., "--out", "-o", help="Output CSV (written atomically)."),
+    in_file: Path = typer.Argument(..., help="Points: CSV with a header lon,lat[,id] (or x,y; UTF-8 or GBK), a "
+                                             "GeoJSON FeatureCollection of points, Arrow IPC (.arrow) or "
+                                             "(Geo)Parquet (.parquet). With --sites: parcels (polygons)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output .csv, .arrow or .parquet (written atomically)."),
     crs: str = typer.Option("wgs84", "--crs", help=CRS_OPTION_HELP),
     as_of: str | None = typer.Option(None, "--as-of", help=AS_OF_OPTION_HELP),
     layers: str | None = typer.Option(None, "--layers", help=LAYERS_OPTION_HELP),
+    distances: bool = typer.Option(False, "--distances", help="Add distances_m: metres to each zone's boundary."),
+    encoding: str | None = typer.Option(None, "--encoding", help="CSV encoding (default: UTF-8, else GB18030/GBK)."),
+    sites: bool = typer.Option(False, "--sites", help="The file holds parcels (polygons): one row per (parcel, "
+                                                      "zone) with overlap areas, as POST /v1/check/sites."),
     store: Path | None = store_option(),
 ) -> None:
     """Look up every point of a file (same rules as POST /v1/check/batch); one output row per point."""
-    import csv
-    import os
-    import tempfile
-
-    import numpy as np
-    from rich.progress import Progress
-
-    from api import answers
-    from api.dependencies import read_points, row_error
-    from geo.catalog import ZoneCatalog
-    from geo.crs import CoordinateError
-
     if not in_file.exists():
         raise UserError(f"{in_file} does not exist")
     crs, as_of, layer_list = _lookup_options(crs, as_of, layers)
-    kind = {".csv": "text/csv", ".geojson": "application/geo+json", ".json": "application/json"}
-    points = read_points(in_file.read_bytes(), kind.get(in_file.suffix.lower(), ""))
-    snap = ZoneCatalog(resolve_store(store)).snapshot()
-    zone_ids = snap.zones["zone_id"].to_numpy()
-    zone_layers = snap.zones["layer"].to_numpy()
-    step = 10_000
-    fd, tmp = tempfile.mkstemp(dir=out.resolve().parent, prefix=f".{out.name}.", suffix=".tmp")
-    inside_total, missing = 0, {}
+    if sites:
+        from api.cli.sites import check_parcels_file
+
+        check_parcels_file(in_file, out, crs=crs, as_of=as_of, layers=layer_list, encoding=encoding, store=store)
+        return
+    _check_points_file(in_file, out, crs=crs, as_of=as_of, layers=layer_list, distances=distances,
+                       encoding=encoding, store=store)
+
+
+def _check_points_file(in_file: Path, out: Path, *, crs: str, as_of: str, layers: list[str] | None,
+                       distances: bool, encoding: str | None, store: Path | None) -> None:
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.ipc as ipc
+    import pyarrow.parquet as pq
+    from rich.progress import Progress
+
+    from api import answers
+    from api.batch import answer_table, coordinate_error, read_batch_points
+    from api.dependencies import InputError
+    from geo import batch as gbatch
+    from geo.atomic import atomic_path
+    from geo.catalog import ZoneCatalog
+    from geo.crs import CoordinateError
+
+    out_kind = POINT_SUFFIXES.get(out.suffix.lower(), "csv")
+    if out_kind == "json":
+        raise UserError(f"{out.name}: write .csv, .arrow or .parquet")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f, Progress(console=err_console) as progress:
-            writer = csv.writer(f, lineterminator="\n")
-            writer.writerow(["id", "x", "y", "crs", "lon_wgs84", "lat_wgs84", "as_of", "zone_count", "zone_ids",
-                             "layers", "data_version"])
-            task = progress.add_task(f"{in_file.name}", total=len(points.ids))
-            for start in range(0, len(points.ids), step):
-                stop = min(start + step, len(points.ids))
-                try:
-                    found = answers.look_up(snap, points.x[start:stop], points.y[start:stop], crs=crs, as_of=as_of,
-                                            layers=layer_list, near_m=0, distances=False)
-                except CoordinateError as exc:
-                    exc.index = start + (exc.index or 0)
-                    raise row_error(points, exc) from None
-                for entry in answers.not_digitised(snap, lon=found.lon, lat=found.lat, layers=layer_list):
-                    missing.setdefault(entry["zone_id"], entry)
-                for k, zones in enumerate(found.hits.by_point()):
-                    i = start + k
-                    inside_total += bool(zones.size)
-                    writer.writerow([points.ids[i], repr(float(points.x[i])), repr(float(points.y[i])), crs,
-                                     f"{found.lon[k]:.7f}", f"{found.lat[k]:.7f}", as_of, zones.size,
-                                     ";".join(zone_ids[zones]), ";".join(dict.fromkeys(zone_layers[zones])),
-                                     snap.data_version])
-                progress.advance(task, stop - start)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    console.print(f"{len(points.ids)} points, {inside_total} inside at least one zone "
-                  f"({np.round(100 * inside_total / max(len(points.ids), 1), 1)} %); wrote {out}", highlight=False)
+        points = read_batch_points(in_file.read_bytes(), POINT_SUFFIXES.get(in_file.suffix.lower(), "csv"),
+                                   encoding=encoding, option="--encoding")
+    except InputError as exc:
+        raise UserError(f"{in_file.name}: {exc.message}") from None
+    snap = ZoneCatalog(resolve_store(store)).snapshot()
+    step = 250_000
+    tables, missing = [], {}
+    with Progress(console=err_console) as progress:
+        task = progress.add_task(in_file.name, total=len(points))
+        for start in range(0, len(points), step):
+            part = gbatch.PointColumns(points.ids[start:start + step], points.x[start:start + step],
+                                       points.y[start:start + step], points.unit, points.first + start,
+                                       None if points.rows is None else points.rows[start:start + step], points.crs)
+            try:
+                found = answers.look_up(snap, part.x, part.y, crs=points.crs or crs, as_of=as_of, layers=layers,
+                                        near_m=0, distances=distances)
+            except CoordinateError as exc:
+                raise UserError(f"{in_file.name}: {coordinate_error(part, exc).message}") from None
+            for entry in answers.not_digitised(snap, lon=found.lon, lat=found.lat, layers=layers):
+                missing.setdefault(entry["zone_id"], entry)
+            tables.append(answer_table(snap, part, found, distances=distances, full=True))
+            progress.advance(task, len(part))
+    n = len(points)
+    table = pa.concat_tables(tables)
+    constants = {"crs": points.crs or crs, "as_of": as_of, "data_version": snap.data_version}
+    for position, (name, value) in zip((3, 6, table.num_columns + 2), constants.items(), strict=True):
+        table = table.add_column(position, name, pa.array(np.full(n, value)))
+    with atomic_path(out) as tmp:
+        if out_kind == "csv":
+            with open(tmp, "wb") as f:
+                for chunk in gbatch.iter_csv(table):
+                    f.write(chunk)
+        elif out_kind == "arrow":
+            with pa.OSFile(str(tmp), "wb") as f, ipc.new_stream(f, table.schema) as writer:
+                writer.write_table(table)
+        else:
+            lon, lat = table.column("lon_wgs84").to_numpy(), table.column("lat_wgs84").to_numpy()
+            table = table.append_column("geometry", gbatch.point_wkb(lon, lat))
+            pq.write_table(table.replace_schema_metadata(gbatch.geoparquet_metadata()), tmp)
+    inside = int(np.count_nonzero(table.column("zone_count").to_numpy()))
+    console.print(f"{n} points, {inside} inside at least one zone ({np.round(100 * inside / max(n, 1), 1)} %); "
+                  f"wrote {out}", highlight=False)
     if missing:
         console.print(f"未数字化 not digitised in these districts ({len(missing)}), so no answer for them: "
                       + "; ".join(f"{z['name_zh']} ({z['zone_id']})" for z in missing.values()), highlight=False)
