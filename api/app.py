@@ -69,6 +69,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(batch.router)
 
+    from api import parcels  # /v1/check/sites (parcel files)
+
+    app.include_router(parcels.router)
+
     from api import export, ogc  # OGC API – Features (including the landing page `/`) and exports
 
     app.include_router(ogc.router)

@@ -23,6 +23,7 @@ class Settings(BaseSettings):
     max_batch_points: int = 100_000
     max_columnar_points: int = Field(2_000_000, description="Batch points per request answered as CSV, Arrow or "
                                                             "GeoParquet (no per-point JSON)")
+    max_parcels: int = Field(100_000, description="Parcels per POST /v1/check/sites or check-file --sites")
     max_columnar_bytes: int = Field(256 * 1024 * 1024, description="Batch body bytes for those answers")
     warm_on_start: bool = Field(False, description="Build the lookup index at start-up (`zoning serve` sets it)")
 

@@ -11,11 +11,11 @@ from pathlib import Path
 
 @contextlib.contextmanager
 def atomic_path(out: str | os.PathLike[str]) -> Iterator[Path]:
-    """A temporary path beside ``out``; renamed to ``out`` when the block succeeds, removed
+    """A temporary path beside ``out`` (same suffix, for writers that go by it); renamed to ``out`` when the block succeeds, removed
     when it fails, so a reader never sees a half-written file and a failure leaves any
     existing ``out`` untouched."""
     out = Path(out)
-    fd, name = tempfile.mkstemp(dir=out.resolve().parent, prefix=f".{out.name}.", suffix=".tmp")
+    fd, name = tempfile.mkstemp(dir=out.resolve().parent, prefix=f".{out.name}.", suffix=f".tmp{out.suffix}")
     os.close(fd)
     tmp = Path(name)
     try:

@@ -152,7 +152,7 @@ def check_file(
                                              "GeoJSON FeatureCollection of points, Arrow IPC (.arrow) or "
                                              "(Geo)Parquet (.parquet). With --sites: parcels (polygons)."),
     out: Path = typer.Option(..., "--out", "-o", help="Output .csv, .arrow or .parquet (written atomically)."),
-    crs: str = typer.Option("wgs84", "--crs", help=CRS_OPTION_HELP),
+    crs: str | None = typer.Option(None, "--crs", help=CRS_OPTION_HELP + " Parcels: default the file's CRS."),
     as_of: str | None = typer.Option(None, "--as-of", help=AS_OF_OPTION_HELP),
     layers: str | None = typer.Option(None, "--layers", help=LAYERS_OPTION_HELP),
     distances: bool = typer.Option(False, "--distances", help="Add distances_m: metres to each zone's boundary."),
@@ -164,13 +164,14 @@ def check_file(
     """Look up every point of a file (same rules as POST /v1/check/batch); one output row per point."""
     if not in_file.exists():
         raise UserError(f"{in_file} does not exist")
-    crs, as_of, layer_list = _lookup_options(crs, as_of, layers)
+    crs_name, as_of, layer_list = _lookup_options(crs or "wgs84", as_of, layers)
     if sites:
         from api.cli.sites import check_parcels_file
 
-        check_parcels_file(in_file, out, crs=crs, as_of=as_of, layers=layer_list, encoding=encoding, store=store)
+        check_parcels_file(in_file, out, crs=crs and crs_name, as_of=as_of, layers=layer_list, encoding=encoding,
+                           store=store)
         return
-    _check_points_file(in_file, out, crs=crs, as_of=as_of, layers=layer_list, distances=distances,
+    _check_points_file(in_file, out, crs=crs_name, as_of=as_of, layers=layer_list, distances=distances,
                        encoding=encoding, store=store)
 
 
