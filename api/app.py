@@ -73,6 +73,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(parcels.router)
 
+    from api import reports  # /v1/report (site compliance report, PDF/HTML)
+
+    app.include_router(reports.router)
+
     from api import export, ogc  # OGC API – Features (including the landing page `/`) and exports
 
     app.include_router(ogc.router)
