@@ -127,8 +127,10 @@ def _read_wkt_csv(path: Path, crs: str | None, encoding: str | None) -> tuple[gp
 
 
 def read_parcels(path: Path, *, crs: str | None = None, encoding: str | None = None, workdir: Path,
-                 max_parcels: int, limits: uploads.UploadLimits = uploads.UploadLimits()) -> Parcels:
-    """Parcels of a file, validated and converted to WGS84 (``crs`` overrides the file's)."""
+                 max_parcels: int, limits: uploads.UploadLimits = uploads.UploadLimits(),
+                 allow_points: bool = False) -> Parcels:
+    """Parcels of a file, validated and converted to WGS84 (``crs`` overrides the file's);
+    ``allow_points`` also accepts points (registered sites may be either)."""
     suffix = path.suffix.lower()
     if suffix in PARQUET_SUFFIXES:
         frame, found, how = _read_parquet(path, crs)
@@ -144,7 +146,7 @@ def read_parcels(path: Path, *, crs: str | None = None, encoding: str | None = N
     if len(frame) > max_parcels:
         raise TooManyParcelsError(f"{path.name} has {len(frame)} parcels; the limit is {max_parcels} per request")
     geoms = np.asarray(frame.geometry.values, dtype=object)
-    _check_polygons(geoms, found)
+    _check_polygons(geoms, found, allow_points)
     try:
         wgs84 = gcrs.geometry_to_wgs84(geoms, found)
     except gcrs.CoordinateError as exc:
@@ -153,13 +155,14 @@ def read_parcels(path: Path, *, crs: str | None = None, encoding: str | None = N
     return Parcels(attributes, np.asarray(wgs84, dtype=object), found, how)
 
 
-def _check_polygons(geoms: np.ndarray, crs: str) -> None:
+def _check_polygons(geoms: np.ndarray, crs: str, allow_points: bool = False) -> None:
     kinds = shapely.get_type_id(geoms)
-    bad = ~np.isin(kinds, (3, 6)) | shapely.is_empty(geoms)
+    bad = ~np.isin(kinds, (0, 3, 6) if allow_points else (3, 6)) | shapely.is_empty(geoms)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         kind = "empty" if geoms[i] is None or shapely.is_empty(geoms[i]) else geoms[i].geom_type
-        raise ParcelInputError(f"parcel {i} (row {i + 1}) is {kind}; parcels must be polygons "
+        wanted = "polygons or points" if allow_points else "polygons"
+        raise ParcelInputError(f"parcel {i} (row {i + 1}) is {kind}; parcels must be {wanted} "
                                f"({int(bad.sum())} such)")
     invalid = ~shapely.is_valid(geoms)
     if invalid.any():

@@ -168,3 +168,18 @@ def report_pdf(data: ReportData) -> bytes:
     from weasyprint import HTML
 
     return HTML(string=report_html(data)).write_pdf()
+
+
+CHANGE_LABELS = {"entered": "新进入分区 entered a zone", "left": "离开分区 left a zone",
+                 "rules_changed": "规则变化 rules changed", "verdict_changed": "结论变化 verdict changed"}
+
+
+def impact_html(summary: dict[str, Any]) -> str:
+    """A short summary of what a new data version changes for the registered sites."""
+    return _environment().get_template("impact.html").render(s=summary, labels=CHANGE_LABELS, fonts=CJK_FAMILIES)
+
+
+def impact_pdf(summary: dict[str, Any]) -> bytes:
+    from weasyprint import HTML
+
+    return HTML(string=impact_html(summary)).write_pdf()
