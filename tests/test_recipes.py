@@ -17,7 +17,7 @@ import yaml
 from pyproj import Geod
 
 from geo import crs as geocrs
-from geo import recipes
+from geo import recipe_context
 from geo.recipes import BaseLayers, BuildContext, RecipeError, build_order, load_recipe, load_recipes
 
 GEOD = Geod(ellps="GRS80")
@@ -266,8 +266,8 @@ def test_buffer_line_by_name_needs_a_named_base_river(tmp_path, base):
 
 def test_partition_cells_cover_the_area_without_overlap_and_meet_cited_areas(tmp_path, base, monkeypatch):
     calls = []
-    real = recipes.build_partition
-    monkeypatch.setattr(recipes, "build_partition", lambda *a: calls.append(1) or real(*a))
+    real = recipe_context.build_partition
+    monkeypatch.setattr(recipe_context, "build_partition", lambda *a: calls.append(1) or real(*a))
     partitions = {"p": {"of": {"op": "admin", "adcode": "990001"},
                         "seeds": {"w": "west", "e": "east", "n": ["north", "centre"], "s": "south"},
                         "target_areas_km2": {"w": 150.0, "s": 90.0}}}
