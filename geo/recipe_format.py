@@ -106,7 +106,7 @@ class Recipe:
     path: Path
     district: dict[str, str]
     documents: dict[str, dict[str, Any]]
-    rules: dict[str, dict[str, str]]
+    rules: dict[str, dict[str, Any]]
     places: dict[str, Place]
     partitions: dict[str, dict[str, Any]]
     zones: list[ZoneEntry] = field(default_factory=list)
@@ -161,13 +161,80 @@ def _parse_place(key: str, data: Any, where: str) -> Place:
                  str(data["source"]), (float(data["lon"]), float(data["lat"])))
 
 
-def _parse_rule(key: str, data: Any, where: str) -> dict[str, str]:
+RULE_KEYS = {"code", "text_zh", "text_en", "governs"}
+GOVERNS_KEYS = {"activity", "effect", "quote", "condition_zh", "condition_en", "in_layers"}
+
+
+def _parse_rule(key: str, data: Any, where: str) -> dict[str, Any]:
+    """A rule: code, verbatim text, translation, and what it ``governs`` (required).
+
+    ``governs: none`` says the rule rules on no activity (a plan target, a scope, a
+    compensation formula); otherwise it is a list of ``{activity, effect, quote}`` with
+    ``condition_zh``/``condition_en`` for ``restricted`` and ``required`` effects and an
+    optional ``in_layers`` (the mapping holds only in zones of those layers). Every
+    quote must be the rule's own words (pieces around "……" each found in ``text_zh``).
+    """
     data = _mapping(data, where)
-    rule = {"code": str(data.get("code") or key), "text_zh": data.get("text_zh"), "text_en": data.get("text_en")}
+    _unknown_keys(data, RULE_KEYS, where)
+    rule: dict[str, Any] = {"code": str(data.get("code") or key), "text_zh": data.get("text_zh"),
+                            "text_en": data.get("text_en")}
     for need in ("text_zh", "text_en"):
         if not isinstance(rule[need], str) or not rule[need].strip():
             raise RecipeError(f"{where}: {need} is required")
+    rule["governs"] = _parse_governs(data.get("governs", _MISSING), rule["text_zh"], where)
     return rule
+
+
+_MISSING = object()
+
+
+def _parse_governs(value: Any, text_zh: str, where: str) -> list[dict[str, Any]]:
+    from geo.activities import EFFECTS, activity_codes
+
+    if value is _MISSING:
+        raise RecipeError(f"{where}: governs is required: list the activities the rule rules on "
+                          f"(activity, effect, quote) or write 'governs: none'")
+    if value == "none":
+        return []
+    if not isinstance(value, list) or not value:
+        raise RecipeError(f"{where}: governs must be 'none' or a non-empty list of {{activity, effect, quote}}")
+    codes, out = activity_codes(), []
+    for i, item in enumerate(value):
+        at = f"{where}: governs[{i}]"
+        item = _mapping(item, at)
+        _unknown_keys(item, GOVERNS_KEYS, at)
+        if item.get("activity") not in codes:
+            raise RecipeError(f"{at}: activity {item.get('activity')!r} is not in the activity catalogue "
+                              f"(data/boundaries/activities.yaml)")
+        if item.get("effect") not in EFFECTS:
+            raise RecipeError(f"{at}: effect {item.get('effect')!r} is not one of {', '.join(EFFECTS)}")
+        quote = item.get("quote")
+        if not isinstance(quote, str) or not quote.strip():
+            raise RecipeError(f"{at}: quote is required (the rule's own words that decide the effect)")
+        flat = "".join(text_zh.split())
+        missing = [piece for piece in quote.split("……") if "".join(piece.split()) not in flat]
+        if missing:
+            raise RecipeError(f"{at}: quote {missing[0]!r} is not in the rule's text_zh")
+        conditional = item["effect"] in ("restricted", "required")
+        for lang in ("condition_zh", "condition_en"):
+            if conditional and not str(item.get(lang) or "").strip():
+                raise RecipeError(f"{at}: {lang} is required for effect {item['effect']} (say which condition "
+                                  f"or obligation)")
+        layers = item.get("in_layers")
+        if layers is not None and (not isinstance(layers, list) or not set(layers) <= set(LAYERS)):
+            raise RecipeError(f"{at}: in_layers must be a list of layer ids ({', '.join(LAYERS)})")
+        out.append({"activity": item["activity"], "effect": item["effect"], "quote_zh": quote.strip(),
+                    "condition_zh": item.get("condition_zh"), "condition_en": item.get("condition_en"),
+                    "in_layers": layers})
+    return out
+
+
+def zone_rule_record(rule: Mapping[str, Any], layer: str) -> dict[str, Any]:
+    """A parsed rule as a zone row carries it: ``activities`` are the mappings that hold
+    in a zone of ``layer`` (``in_layers`` resolved)."""
+    activities = [{k: v for k, v in g.items() if k != "in_layers"} for g in rule["governs"]
+                  if g["in_layers"] is None or layer in g["in_layers"]]
+    return {"code": rule["code"], "text_zh": rule["text_zh"], "text_en": rule["text_en"], "activities": activities}
 
 
 def load_recipe(path: Path) -> Recipe:
@@ -246,7 +313,8 @@ def _parse_zone(recipe: Recipe, data: Any, where: str) -> ZoneEntry:
     for date_key in ("issued_on", "effective_from", "effective_to"):
         if date_key in data:
             data[date_key] = _iso_date(data[date_key], f"{where}: {date_key}")
-    data["rules"] = [_zone_rule(recipe, r, f"{where}: rules") for r in (data.get("rules") or [])]
+    data["rules"] = [zone_rule_record(_zone_rule(recipe, r, f"{where}: rules"), data["layer"])
+                     for r in (data.get("rules") or [])]
     spec = data["geometry"]
     if not isinstance(spec, Mapping):
         raise RecipeError(f"{where}: geometry must be a mapping with 'op'")
@@ -259,7 +327,7 @@ def _parse_zone(recipe: Recipe, data: Any, where: str) -> ZoneEntry:
     return ZoneEntry(zid, recipe, data)
 
 
-def _zone_rule(recipe: Recipe, rule: Any, where: str) -> dict[str, str]:
+def _zone_rule(recipe: Recipe, rule: Any, where: str) -> dict[str, Any]:
     if isinstance(rule, str):
         if rule not in recipe.rules:
             raise RecipeError(f"{where}: unknown rule {rule!r}")

@@ -74,7 +74,7 @@ def write_recipe(folder: Path, zones: list[dict], name: str = "t.yaml", **sectio
         "district": {"code": "990001", "name_zh": "甲区", "name_en": "Test district"},
         "documents": {"d": {"doc_no": "测试〔2020〕1号", "title": "测试文件", "issuer": "测试机关",
                             "issued_on": "2020-02-25", "effective_from": "2020-02-25"}},
-        "rules": {"r": {"text_zh": "禁止规模化畜禽养殖", "text_en": "No scale livestock farms"}},
+        "rules": {"r": {"text_zh": "禁止规模化畜禽养殖", "text_en": "No scale livestock farms", "governs": "none"}},
         "places": PLACES,
         "zones": zones,
         **sections,
