@@ -24,12 +24,14 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from api import answers
 from api.dependencies import (
+    ACTIVITY_QUERY,
     AS_OF_QUERY,
     CRS_QUERY,
     LANG_QUERY,
     LAYERS_QUERY,
     NEAR_QUERY,
     InputError,
+    activity_param,
     answer_422,
     as_of_param,
     coordinate_errors,
@@ -37,6 +39,7 @@ from api.dependencies import (
     lang_param,
     layers_param,
     lookup_params,
+    parse_activity_field,
     parse_layers_field,
     read_body,
     read_points,
@@ -84,15 +87,17 @@ async def check(
     lon: float = Query(..., description="Longitude (or x / easting for a projected `crs`)"),
     lat: float = Query(..., description="Latitude (or y / northing for a projected `crs`)"),
     crs: str = CRS_QUERY, as_of: str | None = AS_OF_QUERY, layers: str | None = LAYERS_QUERY,
-    near: float = NEAR_QUERY, lang: str = LANG_QUERY,
+    near: float = NEAR_QUERY, lang: str = LANG_QUERY, activity: list[str] | None = ACTIVITY_QUERY,
 ) -> JSONAnswer:
     # Answered on the event loop: one point costs well under a millisecond of CPU, less
     # than handing it to a worker thread would (batches and sites use worker threads).
     params = lookup_params(crs, as_of, layers, lang, near)
+    with answer_422():
+        activities = parse_activity_field(activity)
     snap = _snapshot(request)
     try:
         answer = answers.check_answer(snap, lon, lat, crs=params.crs, as_of=params.as_of, layers=params.layers,
-                                      near_m=params.near_m, lang=params.lang)
+                                      near_m=params.near_m, lang=params.lang, activities=activities)
     except CoordinateError as exc:
         raise unprocessable(*coordinate_errors(exc, lon, lat, params.crs)) from None
     return JSONAnswer(answer)
@@ -132,8 +137,11 @@ async def check_batch(
     crs: str = CRS_QUERY, as_of: str | None = AS_OF_QUERY, layers: str | None = LAYERS_QUERY,
     near: float = NEAR_QUERY, lang: str = LANG_QUERY,
     detail: bool = Query(False, description="Full zone objects, boundary distances and nearby zones per point"),
+    activity: list[str] | None = ACTIVITY_QUERY,
 ) -> StreamingResponse:
     params = lookup_params(crs, as_of, layers, lang, near)
+    with answer_422():
+        activities = parse_activity_field(activity)
     settings = request.app.state.settings
     body = await read_body(request, settings.max_upload_bytes)
     snap = _snapshot(request)
@@ -148,28 +156,36 @@ async def check_batch(
                                         layers=params.layers, near_m=params.near_m, distances=detail)
             except CoordinateError as exc:
                 raise row_error(points, exc) from None
-        return points, found
+        # Verdicts weigh every covering zone, whatever layers the answer shows.
+        every = found if params.layers is None or not activities else answers.look_up(
+            snap, points.x, points.y, crs=params.crs, as_of=params.as_of, layers=None, near_m=0, distances=False)
+        verdicts = answers.batch_verdicts(snap, every, activities, params.as_of) if activities else None
+        return points, found, verdicts
 
-    points, found = await run_in_threadpool(look_up)
-    missing = answers.not_digitised(snap, lon=found.lon, lat=found.lat, layers=params.layers)
+    points, found, verdicts = await run_in_threadpool(look_up)
+    missing = answers.relevant_undrawn(answers.not_digitised(snap, lon=found.lon, lat=found.lat, layers=params.layers),
+                                       params.lang, params.as_of, activities)
     head = {"as_of": params.as_of, "crs": params.crs, "data_version": snap.data_version, "count": len(points.ids),
-            "not_digitised": missing}
+            **({"activities": activities} if activities else {}), "not_digitised": missing}
     tail = answers.disclaimer(answers.returned_zones(snap, found), params.lang, len(missing))
-    return StreamingResponse(_stream_batch(snap, found, points.ids, detail, head, tail),
+    return StreamingResponse(_stream_batch(snap, found, points.ids, detail, head, tail, verdicts, params.lang),
                              media_type="application/json")
 
 
 def _stream_batch(snap: Snapshot, found: answers.PointLookup, ids: list[Any], detail: bool,
-                  head: dict[str, Any], disclaimer: str) -> Iterator[bytes]:
+                  head: dict[str, Any], disclaimer: str,
+                  verdicts: list[dict[str, str]] | None = None, lang: str | None = None) -> Iterator[bytes]:
     zone_ids = snap.zones["zone_id"].to_numpy()
     by_point = found.hits.by_point()
     yield pydantic_core.to_json(head)[:-1] + b', "results": ['
     for start in range(0, len(ids), BATCH_CHUNK):
         stop = min(start + BATCH_CHUNK, len(ids))
-        details = answers.iter_point_results(snap, found, start, stop) if detail else None
+        details = answers.iter_point_results(snap, found, start, stop, lang=lang) if detail else None
         items = []
         for i in range(start, stop):
             item = {"id": ids[i], "zone_ids": zone_ids[by_point[i]].tolist()}
+            if verdicts is not None:
+                item["verdicts"] = verdicts[i]
             if details is not None:
                 item.update(next(details))
             items.append(pydantic_core.to_json(item))
@@ -202,6 +218,7 @@ async def check_site(
     as_of: str = Depends(as_of_param),
     layers: list[str] | None = Depends(layers_param),
     lang: str = Depends(lang_param),
+    activities: list[str] | None = Depends(activity_param),
 ) -> JSONAnswer:
     body = await read_body(request, request.app.state.settings.max_upload_bytes)
     snap = _snapshot(request)
@@ -209,7 +226,7 @@ async def check_site(
     def answer():
         with answer_422():
             site = read_site(body, crs)
-        return answers.site_answer(snap, site, crs=crs, as_of=as_of, layers=layers, lang=lang)
+        return answers.site_answer(snap, site, crs=crs, as_of=as_of, layers=layers, lang=lang, activities=activities)
 
     return JSONAnswer(await run_in_threadpool(answer))
 

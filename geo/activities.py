@@ -195,13 +195,14 @@ SUMMARY = {
 
 def verdict(activity: str, inside: Sequence[Mapping[str, Any]], undrawn: Sequence[Mapping[str, Any]], *,
             nearby: Sequence[Mapping[str, Any]] = (), near_m: float = 0.0, has_data: bool = True,
-            lang: str = "zh", overlap_key: str | None = None) -> dict[str, Any]:
+            lang: str = "zh", overlap_key: str | None = None, no_data_note: str | None = None) -> dict[str, Any]:
     """The verdict on ``activity`` at a place covered by ``inside`` (zone objects with
     ``rules`` and, for points, ``distance_to_boundary_m``), where ``undrawn`` are the
     not-digitised entries of the place's district in force, ``nearby`` the zones within
     ``near_m`` that do not cover it (with ``distance_m``), and ``has_data`` whether the
     service holds any zone for the place's district. For sites, ``overlap_key`` names the
-    overlap measure a zone must have above zero to count (``overlap_area_m2``)."""
+    overlap measure a zone must have above zero to count (``overlap_area_m2``);
+    ``no_data_note`` replaces the summary's reason when ``has_data`` is false."""
     item = catalogue()[activity]
     name = item[f"name_{lang}"]
     text = SUMMARY[lang]
@@ -216,8 +217,9 @@ def verdict(activity: str, inside: Sequence[Mapping[str, Any]], undrawn: Sequenc
     out: dict[str, Any] = {"activity": activity, "name": name, "definition": item[f"definition_{lang}"]}
     near_flag, near_zones = False, []
     if not has_data and not prohibiting:
-        out.update(verdict="unknown", summary=text["unknown_no_data"].format(name=name), deciding=limiting,
-                   undrawn=[])
+        summary = f"{name}：{no_data_note}" if no_data_note and lang == "zh" else \
+            f"{name}: {no_data_note}" if no_data_note else text["unknown_no_data"].format(name=name)
+        out.update(verdict="unknown", summary=summary, deciding=limiting, undrawn=[])
     elif prohibiting:
         deciding = prohibiting
         near_zones = [d for d in deciding if d["accuracy"] != "official"

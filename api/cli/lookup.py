@@ -82,6 +82,8 @@ def _lookup_options(crs: str, as_of: str | None, layers: str | None):
 CRS_OPTION_HELP = "Input coordinates: wgs84 (default), cgcs2000, gcj02 (Amap/Tencent), bd09 (Baidu) or EPSG:n."
 AS_OF_OPTION_HELP = "Date the rules apply on (YYYY-MM-DD); default today in Beijing."
 LAYERS_OPTION_HELP = "Only these layers, comma-separated (default: all)."
+ACTIVITY_OPTION_HELP = ("Activity code(s) to decide (repeat or comma-separate; `GET /v1/activities` lists them), "
+                        "e.g. livestock_scale_farm_new.")
 
 
 @app.command()
@@ -94,19 +96,23 @@ def check(
     layers: str | None = typer.Option(None, "--layers", help=LAYERS_OPTION_HELP),
     lang: str = typer.Option("zh", "--lang", help="Language of names, rules and the disclaimer: zh or en."),
     as_json: bool = typer.Option(False, "--json", help="Print the answer as JSON, exactly as GET /v1/check."),
+    activity: list[str] | None = typer.Option(None, "--activity", help=ACTIVITY_OPTION_HELP),
     store: Path | None = store_option(),
 ) -> None:
-    """Which zones cover a point: rules, source document, distance to the boundary (same as GET /v1/check)."""
+    """Which zones cover a point: rules, source document, distance to the boundary (same as GET /v1/check);
+    with --activity, first the verdict: may this be done here?"""
     from api import answers
-    from api.dependencies import coordinate_errors, parse_lang_field, parse_near_field
+    from api.dependencies import coordinate_errors, parse_activity_field, parse_lang_field, parse_near_field
     from geo.catalog import ZoneCatalog
     from geo.crs import CoordinateError
 
     crs, as_of, layer_list = _lookup_options(crs, as_of, layers)
     lang, near = parse_lang_field(lang, "--lang", "option"), parse_near_field(near, "--near", "option")
+    activities = parse_activity_field(activity, "--activity", "option")
     snap = ZoneCatalog(resolve_store(store)).snapshot()
     try:
-        answer = answers.check_answer(snap, lon, lat, crs=crs, as_of=as_of, layers=layer_list, near_m=near, lang=lang)
+        answer = answers.check_answer(snap, lon, lat, crs=crs, as_of=as_of, layers=layer_list, near_m=near, lang=lang,
+                                      activities=activities)
     except CoordinateError as exc:
         problems = dict.fromkeys(e.message for e in coordinate_errors(exc, lon, lat, crs))
         raise UserError("; ".join(problems)) from None
@@ -119,6 +125,8 @@ def check(
                   highlight=False)
     name = "name_zh" if lang == "zh" else "name_en"
     text = "text_zh" if lang == "zh" else "text_en"
+    _print_verdicts(answer.get("verdicts") or [])
+    console.print(answer["coverage_note"], highlight=False)
     for key, title in (("inside", "所在分区 inside"), ("nearby", f"{near:g} m 内的其他分区 nearby")):
         if not answer[key]:
             console.print(f"{title}: —", highlight=False)
@@ -137,9 +145,28 @@ def check(
         for rule in zone["rules"]:
             console.print(f"  {zone['zone_id']}: {rule[text]}", highlight=False)
     if answer["not_digitised"]:
-        console.print(f"未数字化 not digitised ({len(answer['not_digitised'])}): "
-                      + "; ".join(f"{z[name]} ({z['zone_id']})" for z in answer["not_digitised"]), highlight=False)
+        console.print(f"未绘制的分区 zones not drawn ({len(answer['not_digitised'])}):", highlight=False)
+        for z in answer["not_digitised"]:
+            console.print(f"  [{z['layer_title']}] {z['name']} ({z['zone_id']}): {z['reason']} {z['what_to_do']}",
+                          highlight=False)
     console.print(answer["disclaimer"], style="dim", highlight=False)
+
+
+VERDICT_STYLE = {"prohibited": "bold red", "restricted": "bold yellow", "unknown": "bold magenta",
+                 "no_rule_found": "bold"}
+
+
+def _print_verdicts(verdicts: list[dict]) -> None:
+    """Verdicts first: the word, the summary, the deciding rules, the zones not drawn."""
+    for v in verdicts:
+        console.print(f"[{VERDICT_STYLE[v['verdict']]}]{v['verdict']}[/] {v['summary']}", highlight=False)
+        for d in v["deciding"]:
+            cond = f" — {d['condition']}" if d["condition"] else ""
+            console.print(f"  {d['effect']}: {d['name']} ({d['zone_id']}), {d['source']['doc_no'] or ''} "
+                          f"{d['source']['article'] or ''}, {d['rule_code']}: “{d['quote_zh']}”{cond}", highlight=False)
+        for u in v["undrawn"]:
+            parts = f" ({'、'.join(u['parts'])})" if u["parts"] else ""
+            console.print(f"  ? {u['name']}{parts}: {u['reason']} {u['what_to_do']}", highlight=False)
 
 
 @app.command("check-file")
@@ -150,6 +177,8 @@ def check_file(
     crs: str = typer.Option("wgs84", "--crs", help=CRS_OPTION_HELP),
     as_of: str | None = typer.Option(None, "--as-of", help=AS_OF_OPTION_HELP),
     layers: str | None = typer.Option(None, "--layers", help=LAYERS_OPTION_HELP),
+    activity: list[str] | None = typer.Option(None, "--activity", help=ACTIVITY_OPTION_HELP + " Adds a column "
+                                                "verdict_<code> per activity."),
     store: Path | None = store_option(),
 ) -> None:
     """Look up every point of a file (same rules as POST /v1/check/batch); one output row per point."""
@@ -161,13 +190,14 @@ def check_file(
     from rich.progress import Progress
 
     from api import answers
-    from api.dependencies import read_points, row_error
+    from api.dependencies import parse_activity_field, read_points, row_error
     from geo.catalog import ZoneCatalog
     from geo.crs import CoordinateError
 
     if not in_file.exists():
         raise UserError(f"{in_file} does not exist")
     crs, as_of, layer_list = _lookup_options(crs, as_of, layers)
+    activities = parse_activity_field(activity, "--activity", "option") or []
     kind = {".csv": "text/csv", ".geojson": "application/geo+json", ".json": "application/json"}
     points = read_points(in_file.read_bytes(), kind.get(in_file.suffix.lower(), ""))
     snap = ZoneCatalog(resolve_store(store)).snapshot()
@@ -180,7 +210,7 @@ def check_file(
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as f, Progress(console=err_console) as progress:
             writer = csv.writer(f, lineterminator="\n")
             writer.writerow(["id", "x", "y", "crs", "lon_wgs84", "lat_wgs84", "as_of", "zone_count", "zone_ids",
-                             "layers", "data_version"])
+                             "layers", "data_version", *(f"verdict_{a}" for a in activities)])
             task = progress.add_task(f"{in_file.name}", total=len(points.ids))
             for start in range(0, len(points.ids), step):
                 stop = min(start + step, len(points.ids))
@@ -192,13 +222,19 @@ def check_file(
                     raise row_error(points, exc) from None
                 for entry in answers.not_digitised(snap, lon=found.lon, lat=found.lat, layers=layer_list):
                     missing.setdefault(entry["zone_id"], entry)
+                verdicts = [{}] * (stop - start)
+                if activities:
+                    every = found if layer_list is None else answers.look_up(
+                        snap, points.x[start:stop], points.y[start:stop], crs=crs, as_of=as_of, layers=None,
+                        near_m=0, distances=False)
+                    verdicts = answers.batch_verdicts(snap, every, activities, as_of)
                 for k, zones in enumerate(found.hits.by_point()):
                     i = start + k
                     inside_total += bool(zones.size)
                     writer.writerow([points.ids[i], repr(float(points.x[i])), repr(float(points.y[i])), crs,
                                      f"{found.lon[k]:.7f}", f"{found.lat[k]:.7f}", as_of, zones.size,
                                      ";".join(zone_ids[zones]), ";".join(dict.fromkeys(zone_layers[zones])),
-                                     snap.data_version])
+                                     snap.data_version, *(verdicts[k][a] for a in activities)])
                 progress.advance(task, stop - start)
         os.replace(tmp, out)
     except BaseException:
@@ -206,6 +242,7 @@ def check_file(
         raise
     console.print(f"{len(points.ids)} points, {inside_total} inside at least one zone "
                   f"({np.round(100 * inside_total / max(len(points.ids), 1), 1)} %); wrote {out}", highlight=False)
-    if missing:
-        console.print(f"未数字化 not digitised in these districts ({len(missing)}), so no answer for them: "
-                      + "; ".join(f"{z['name_zh']} ({z['zone_id']})" for z in missing.values()), highlight=False)
+    shown = answers.relevant_undrawn(missing.values(), "zh", as_of, activities or None)
+    if shown:
+        console.print(f"未绘制的分区 not drawn in these districts ({len(shown)}), so no answer for them: "
+                      + "; ".join(f"{z['name_zh']} ({z['zone_id']})" for z in shown), highlight=False)
