@@ -86,6 +86,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(impact.router)
 
+    from api import activities  # /v1/activities, /v1/coverage
+
+    app.include_router(activities.router)
+
     from api import export, ogc  # OGC API – Features (including the landing page `/`) and exports
 
     app.include_router(ogc.router)

@@ -34,6 +34,7 @@ from fastapi.responses import Response, StreamingResponse
 
 from api import answers
 from api.dependencies import (
+    ACTIVITY_QUERY,
     AS_OF_QUERY,
     CRS_QUERY,
     LANG_QUERY,
@@ -42,6 +43,7 @@ from api.dependencies import (
     InputError,
     PointsInput,
     lookup_params,
+    parse_activity_field,
     point_problem,
     read_body,
     read_points,
@@ -173,6 +175,25 @@ def answer_table(snap: Snapshot, points: gbatch.PointColumns, found: answers.Poi
     return pa.table(columns)
 
 
+def point_verdicts(snap: Snapshot, points: gbatch.PointColumns, found: answers.PointLookup,
+                   activities: list[str] | None, crs: str, as_of: str,
+                   layers: list[str] | None) -> list[dict[str, str]] | None:
+    """Per point ``{activity: verdict}`` (None without activities). Verdicts weigh every
+    covering zone, whatever layers the answer shows."""
+    if not activities:
+        return None
+    every = found if layers is None else answers.look_up(snap, points.x, points.y, crs=crs, as_of=as_of,
+                                                         layers=None, near_m=0, distances=False)
+    return answers.batch_verdicts(snap, every, activities, as_of)
+
+
+def with_verdict_columns(table: pa.Table, verdicts: list[dict[str, str]] | None) -> pa.Table:
+    """``verdict_<activity>`` columns, one per activity, after the answer's columns."""
+    for activity in (verdicts[0] if verdicts else {}):
+        table = table.append_column(f"verdict_{activity}", pa.array([v[activity] for v in verdicts]))
+    return table
+
+
 def _columnar_limit(fmt: str, settings) -> tuple[int, int]:
     if fmt == "json":
         return settings.max_batch_points, settings.max_upload_bytes
@@ -193,7 +214,8 @@ def _columnar_limit(fmt: str, settings) -> tuple[int, int]:
                 "naming it. JSON: `{as_of, crs, data_version, count, not_digitised, results: [{id, zone_ids}], "
                 "disclaimer, returned, complete: true}` streamed; the last member `complete` shows the answer was not "
                 "cut. With `detail=true` (JSON) each result also has `point`, `inside` and `nearby` as GET "
-                "/v1/check answers them.",
+                "/v1/check answers them. With `activity`, each result has `verdicts` ({activity: verdict}); the "
+                "columnar forms get a `verdict_<activity>` column per activity.",
     openapi_extra=BATCH_BODY,
     response_class=StreamingResponse,
     responses={200: {"content": {"application/json": {}, "text/csv": {}, gbatch.ARROW_TYPE: {},
@@ -208,8 +230,13 @@ async def check_batch(
     format: str | None = Query(None, description="Answer form, overriding Accept: json, csv, arrow or parquet"),
     encoding: str | None = Query(None, description="CSV text encoding, e.g. gb18030; default: detected "
                                                    "(UTF-8, UTF-8 with BOM, else GB18030/GBK)"),
+    activity: list[str] | None = ACTIVITY_QUERY,
 ) -> Response:
     params = lookup_params(crs, as_of, layers, lang, near)
+    try:
+        activities = parse_activity_field(activity)
+    except InputError as exc:
+        raise unprocessable(exc) from None
     if format is not None and format not in FORMATS:
         raise unprocessable(InputError(("query", "format"), f"format={format!r}: use one of {', '.join(FORMATS)}"))
     out = output_format(request.headers.get("accept", ""), format)
@@ -226,23 +253,28 @@ async def check_batch(
                 found = answers.look_up(snap, points.x, points.y, crs=points.crs or params.crs, as_of=params.as_of,
                                         layers=params.layers, near_m=params.near_m,
                                         distances=detail if out == "json" else distances)
+                verdicts = point_verdicts(snap, points, found, activities, points.crs or params.crs, params.as_of,
+                                          params.layers)
             except CoordinateError as exc:
                 raise coordinate_error(points, exc) from None
         except InputError as exc:
             raise unprocessable(exc) from None
-        missing = answers.not_digitised(snap, lon=found.lon, lat=found.lat, layers=params.layers)
-        return points, found, missing
+        missing = answers.relevant_undrawn(
+            answers.not_digitised(snap, lon=found.lon, lat=found.lat, layers=params.layers), params.lang,
+            params.as_of, activities)
+        return points, found, missing, verdicts
 
-    points, found, missing = await run_in_threadpool(look_up)
+    points, found, missing, verdicts = await run_in_threadpool(look_up)
     if out == "json":
         head = {"as_of": params.as_of, "crs": points.crs or params.crs, "data_version": snap.data_version,
-                "count": len(points), "not_digitised": missing}
+                "count": len(points), **({"activities": activities} if activities else {}), "not_digitised": missing}
         tail = answers.disclaimer(answers.returned_zones(snap, found), params.lang, len(missing))
-        return StreamingResponse(_stream_json(snap, found, points.ids.to_pylist(), detail, head, tail),
-                                 media_type=MEDIA_TYPES["json"])
+        return StreamingResponse(_stream_json(snap, found, points.ids.to_pylist(), detail, head, tail, verdicts,
+                                              params.lang), media_type=MEDIA_TYPES["json"])
     headers = {"X-Zoning-Count": str(len(points)), "X-Zoning-Data-Version": snap.data_version,
                "X-Zoning-As-Of": params.as_of, "X-Zoning-Not-Digitised": ",".join(e["zone_id"] for e in missing)}
-    table = await run_in_threadpool(answer_table, snap, points, found, distances=distances)
+    table = with_verdict_columns(await run_in_threadpool(answer_table, snap, points, found, distances=distances),
+                                 verdicts)
     # An Arrow stream cut between two messages reads as a shorter table: the count is in the schema.
     table = table.replace_schema_metadata({"count": str(len(points)), "data_version": snap.data_version})
     if out == "csv":
@@ -262,16 +294,19 @@ async def check_batch(
 
 
 def _stream_json(snap: Snapshot, found: answers.PointLookup, ids: list[Any], detail: bool,
-                 head: dict[str, Any], disclaimer: str) -> Iterator[bytes]:
+                 head: dict[str, Any], disclaimer: str, verdicts: list[dict[str, str]] | None = None,
+                 lang: str | None = None) -> Iterator[bytes]:
     zone_ids = snap.zones["zone_id"].to_numpy()
     by_point = found.hits.by_point()
     yield pydantic_core.to_json(head)[:-1] + b', "results": ['
     for start in range(0, len(ids), BATCH_CHUNK):
         stop = min(start + BATCH_CHUNK, len(ids))
-        details = answers.iter_point_results(snap, found, start, stop) if detail else None
+        details = answers.iter_point_results(snap, found, start, stop, lang=lang) if detail else None
         items = []
         for i in range(start, stop):
             item = {"id": ids[i], "zone_ids": zone_ids[by_point[i]].tolist()}
+            if verdicts is not None:
+                item["verdicts"] = verdicts[i]
             if details is not None:
                 item.update(next(details))
             items.append(pydantic_core.to_json(item))

@@ -23,12 +23,14 @@ from fastapi.responses import JSONResponse
 
 from api import answers
 from api.dependencies import (
+    ACTIVITY_QUERY,
     AS_OF_QUERY,
     CRS_QUERY,
     LANG_QUERY,
     LAYERS_QUERY,
     NEAR_QUERY,
     InputError,
+    activity_param,
     answer_422,
     as_of_param,
     coordinate_errors,
@@ -36,6 +38,7 @@ from api.dependencies import (
     lang_param,
     layers_param,
     lookup_params,
+    parse_activity_field,
     parse_layers_field,
     read_body,
     read_site,
@@ -76,15 +79,17 @@ async def check(
     lon: float = Query(..., description="Longitude (or x / easting for a projected `crs`)"),
     lat: float = Query(..., description="Latitude (or y / northing for a projected `crs`)"),
     crs: str = CRS_QUERY, as_of: str | None = AS_OF_QUERY, layers: str | None = LAYERS_QUERY,
-    near: float = NEAR_QUERY, lang: str = LANG_QUERY,
+    near: float = NEAR_QUERY, lang: str = LANG_QUERY, activity: list[str] | None = ACTIVITY_QUERY,
 ) -> JSONAnswer:
     # Answered on the event loop: one point costs well under a millisecond of CPU, less
     # than handing it to a worker thread would (batches and sites use worker threads).
     params = lookup_params(crs, as_of, layers, lang, near)
+    with answer_422():
+        activities = parse_activity_field(activity)
     snap = _snapshot(request)
     try:
         answer = answers.check_answer(snap, lon, lat, crs=params.crs, as_of=params.as_of, layers=params.layers,
-                                      near_m=params.near_m, lang=params.lang)
+                                      near_m=params.near_m, lang=params.lang, activities=activities)
     except CoordinateError as exc:
         raise unprocessable(*coordinate_errors(exc, lon, lat, params.crs)) from None
     return JSONAnswer(answer)
@@ -115,6 +120,7 @@ async def check_site(
     as_of: str = Depends(as_of_param),
     layers: list[str] | None = Depends(layers_param),
     lang: str = Depends(lang_param),
+    activities: list[str] | None = Depends(activity_param),
 ) -> JSONAnswer:
     body = await read_body(request, request.app.state.settings.max_upload_bytes)
     snap = _snapshot(request)
@@ -122,7 +128,7 @@ async def check_site(
     def answer():
         with answer_422():
             site = read_site(body, crs)
-        return answers.site_answer(snap, site, crs=crs, as_of=as_of, layers=layers, lang=lang)
+        return answers.site_answer(snap, site, crs=crs, as_of=as_of, layers=layers, lang=lang, activities=activities)
 
     return JSONAnswer(await run_in_threadpool(answer))
 

@@ -29,6 +29,7 @@ from fastapi import HTTPException, Query, Request
 
 from api.errors import PayloadTooLargeError
 from geo import crs as geocrs
+from geo.activities import ActivityError, parse_activities
 from geo.selection import SelectionError, parse_date, parse_layers
 
 # Beijing dates: gazettes date zones in local time, and "today" means today in Beijing.
@@ -100,6 +101,17 @@ def parse_lang_field(value: str, name: str = "lang", location: str = "query") ->
     return lang
 
 
+def parse_activity_field(value: str | list[str] | None, name: str = "activity",
+                         location: str = "query") -> list[str] | None:
+    """Activity codes (comma-separated or repeated; aliases accepted), None when absent."""
+    if isinstance(value, list):
+        value = ",".join(value) if value else None
+    try:
+        return parse_activities(value)
+    except ActivityError as exc:
+        raise InputError((location, name), str(exc)) from None
+
+
 def parse_near_field(value: float, name: str = "near", location: str = "query") -> float:
     if not math.isfinite(value) or not 0 <= value <= MAX_NEAR_M:
         raise InputError((location, name), f"{name} must be a distance in metres from 0 to {MAX_NEAR_M:.0f}, "
@@ -144,6 +156,9 @@ AS_OF_QUERY = Query(None, description="Date the rules apply on (YYYY-MM-DD); def
                                       "applies from effective_from (inclusive) to effective_to (exclusive)")
 LAYERS_QUERY = Query(None, description="Layer ids, comma-separated (default: all), e.g. livestock_ban,water_source")
 LANG_QUERY = Query("zh", description="Language of the disclaimer: zh (default) or en")
+ACTIVITY_QUERY = Query(None, description="Activity code(s), comma-separated or repeated (GET /v1/activities lists "
+                                          "them), e.g. livestock_scale_farm_new: the answer opens with a verdict per "
+                                          "activity — prohibited, restricted, unknown or no_rule_found")
 NEAR_QUERY = Query(DEFAULT_NEAR_M, description=f"Also list zones within this many metres that do not contain the "
                                                f"point (0..{MAX_NEAR_M:.0f}; 0 = none)")
 
@@ -166,6 +181,11 @@ async def layers_param(layers: str | None = LAYERS_QUERY) -> list[str] | None:
 async def lang_param(lang: str = LANG_QUERY) -> str:
     with answer_422():
         return parse_lang_field(lang)
+
+
+async def activity_param(activity: list[str] | None = ACTIVITY_QUERY) -> list[str] | None:
+    with answer_422():
+        return parse_activity_field(activity)
 
 
 async def near_param(near: float = NEAR_QUERY) -> float:

@@ -4,7 +4,7 @@
 ``POST /v1/admin/sites`` replaces the registry with the sites of the uploaded file (points
 or polygons; the same forms as ``/v1/check/sites``); ``GET /v1/admin/sites`` lists them.
 ``GET /v1/admin/impact?from=&to=`` lists the sites that entered or left zones, or whose
-zones' rules changed, between two versions (``geo.impact``): JSON summary (default), CSV,
+zones' rules or verdicts on an activity changed, between two versions (``geo.impact``): JSON summary (default), CSV,
 GeoPackage, or the short summary as HTML or PDF.
 """
 
@@ -16,16 +16,22 @@ from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
+import numpy as np
+import shapely
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 
+from api import answers
 from api.admin import AdminRoute
 from api.dependencies import InputError, parse_as_of_field, read_body, unprocessable
 from api.errors import NotFoundError
 from api.parcels import body_suffix
+from geo import activities as acts
 from geo import impact as gimpact
+from geo.catalog import Snapshot
 from geo.importer import SourceError
+from geo.lookup import Hits, Nearby
 from geo.parcels import ParcelInputError
 from geo.store import ZoneStore
 from maps.report import impact_html, impact_pdf
@@ -48,11 +54,31 @@ def version_numbers(store: ZoneStore, version_from: int | None, version_to: int 
     return from_info, to_info
 
 
+def site_verdicts(snapshots: dict[str, Snapshot], as_of: str) -> gimpact.VerdictFunction:
+    """Verdicts on every catalogued activity for each site at one version: the zones covering
+    it and the undrawn zones of the district of its representative point, as a point covered
+    by those zones is decided (``answers.batch_verdicts``)."""
+    def verdicts(which: str, geoms: np.ndarray, covering: list[np.ndarray]) -> dict[str, list[str]]:
+        where = shapely.point_on_surface(geoms)
+        lon, lat = shapely.get_x(where), shapely.get_y(where)
+        point = np.repeat(np.arange(len(geoms)), [len(c) for c in covering])
+        zone = np.concatenate(covering) if covering else np.zeros(0, np.intp)
+        hits = Hits(point=point.astype(np.intp), zone=zone.astype(np.intp), n_points=len(geoms))
+        found = answers.PointLookup(lon, lat, "wgs84", lon, lat, hits, np.zeros(zone.size),
+                                    Nearby(np.zeros(0, np.intp), np.zeros(0, np.intp), np.zeros(0)))
+        codes = sorted(acts.activity_codes())
+        decided = answers.batch_verdicts(snapshots[which], found, codes, as_of)
+        return {code: [d[code] for d in decided] for code in codes}
+    return verdicts
+
+
 def compute_impact(store: ZoneStore, sites: gpd.GeoDataFrame, version_from: int | None, version_to: int | None,
                    as_of: str) -> tuple[gpd.GeoDataFrame, dict[str, Any]]:
     """The change rows and their summary between two versions of ``store`` for ``sites``."""
     old, new = version_numbers(store, version_from, version_to)
-    changes = gimpact.impact(store.load(old.version), store.load(new.version), sites, as_of=as_of)
+    snapshots = {"from": Snapshot(store.load(old.version), old), "to": Snapshot(store.load(new.version), new)}
+    changes = gimpact.impact(snapshots["from"].zones, snapshots["to"].zones, sites, as_of=as_of,
+                             verdicts=site_verdicts(snapshots, as_of))
     summary = gimpact.summary(changes, sites, version_from=old.version, version_to=new.version,
                               data_versions=(old.data_version, new.data_version), as_of=as_of)
     return changes, summary

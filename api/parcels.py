@@ -12,16 +12,21 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+import numpy as np
+import shapely
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response, StreamingResponse
 
+from api import answers
 from api.answers import lookup_index
 from api.dependencies import (
+    ACTIVITY_QUERY,
     AS_OF_QUERY,
     CRS_HELP,
     LAYERS_QUERY,
     InputError,
+    parse_activity_field,
     parse_as_of_field,
     parse_crs_field,
     parse_layers_field,
@@ -31,6 +36,7 @@ from api.dependencies import (
 from api.errors import PayloadTooLargeError
 from geo import parcels as gparcels
 from geo.importer import SourceError
+from geo.lookup import Hits, Nearby
 
 router = APIRouter(tags=["查询 lookup"])
 
@@ -55,6 +61,34 @@ def body_suffix(content_type: str, filename: str | None, body: bytes) -> str:
     return ".geojson" if body.lstrip()[:1] == b"{" else ".csv"
 
 
+def parcel_verdicts(snap, parcels: gparcels.Parcels, activity: str, as_of: str) -> gparcels.VerdictColumn:
+    """The verdict on ``activity`` for each row's parcel as a whole: every zone it overlaps by
+    more than 0 m², and the undrawn zones of the district holding its representative point
+    (``answers.batch_verdicts``, as for a point covered by those zones)."""
+    def column(parcel, zone, overlap):
+        keep = (zone >= 0) & (overlap > 0)
+        ids, first = np.unique(parcel, return_inverse=True)
+        where = shapely.point_on_surface(parcels.geoms[ids])
+        lon, lat = shapely.get_x(where), shapely.get_y(where)
+        hit_point, hit_zone = first[keep], zone[keep]
+        order = np.lexsort((hit_zone, hit_point))
+        hits = Hits(point=hit_point[order], zone=hit_zone[order], n_points=len(ids))
+        found = answers.PointLookup(lon, lat, "wgs84", lon, lat, hits, np.zeros(hits.zone.size),
+                                    Nearby(np.zeros(0, np.intp), np.zeros(0, np.intp), np.zeros(0)))
+        decided = answers.batch_verdicts(snap, found, [activity], as_of)
+        return np.array([decided[i][activity] for i in first], dtype=object)
+    return column
+
+
+def result_columns(snap, parcels: gparcels.Parcels, activities: list[str] | None,
+                   as_of: str) -> dict[str, gparcels.VerdictColumn]:
+    """The rule codes of each row's zone, and a ``verdict_<activity>`` column per activity."""
+    columns = {"rules": gparcels.rule_codes_column(lookup_index(snap).zones)}
+    for activity in activities or ():
+        columns[f"verdict_{activity}"] = parcel_verdicts(snap, parcels, activity, as_of)
+    return columns
+
+
 def answer_format(accept: str, requested: str | None) -> str:
     if requested:
         return requested
@@ -69,7 +103,8 @@ def answer_format(accept: str, requested: str | None) -> str:
                 "`wkt` column (`Content-Type` or `filename` says which) — of at most `max_parcels` (100 000) "
                 "valid polygons, in the file's CRS or `crs`. One row per (parcel, zone it intersects) with the "
                 "parcel's own columns and `zone_id, layer, zone_name_zh, overlap_m2` (geodesic), "
-                "`share_of_parcel, share_of_zone, parcel_area_m2, rules`; a parcel meeting no zone appears "
+                "`share_of_parcel, share_of_zone, parcel_area_m2, rules` and, per `activity`, `verdict_<activity>` (the "
+                "parcel's verdict as a whole); a parcel meeting no zone appears "
                 "once with an empty `zone_id`. CSV (default, streamed; last row `#complete,<parcels>,<rows>,"
                 "<data version>`), GeoPackage or GeoParquet by `Accept` or `format`.",
     openapi_extra={"requestBody": {"required": True, "content": {
@@ -88,12 +123,13 @@ async def check_sites(
     format: str | None = Query(None, description="Answer form, overriding Accept: csv, gpkg or parquet"),
     filename: str | None = Query(None, description="The file's name, e.g. parcels.gpkg (tells its form)"),
     encoding: str | None = Query(None, description="Text encoding of a CSV or a Shapefile's attributes"),
+    activity: list[str] | None = ACTIVITY_QUERY,
 ) -> Response:
     errors, parsed = [], {}
     for name, parse, value in (("crs", parse_crs_field, crs), ("as_of", parse_as_of_field, as_of),
-                               ("layers", parse_layers_field, layers)):
+                               ("layers", parse_layers_field, layers), ("activities", parse_activity_field, activity)):
         try:
-            parsed[name] = parse(value) if value is not None or name != "crs" else None
+            parsed[name] = parse(value) if value is not None or name not in ("crs", "activities") else None
         except InputError as exc:
             errors.append(exc)
     if format is not None and format not in FORMATS:
@@ -121,7 +157,7 @@ async def check_sites(
 
     parcels = await run_in_threadpool(read)
     index = await run_in_threadpool(lookup_index, snap)
-    columns = {"rules": gparcels.rule_codes_column(index.zones)}
+    columns = result_columns(snap, parcels, parsed["activities"], parsed["as_of"])
     frames = gparcels.iter_results(index, parcels, as_of=parsed["as_of"], layers=parsed["layers"],
                                    verdict_columns=columns)
     headers = {"X-Zoning-Data-Version": snap.data_version, "X-Zoning-Parcels": str(len(parcels))}

@@ -19,7 +19,6 @@ import json
 import threading
 import urllib.parse
 import zlib
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -33,6 +32,7 @@ from api.dependencies import (
     BEIJING,
     InputError,
     answer_422,
+    parse_activity_field,
     parse_as_of_field,
     parse_crs_field,
     parse_lang_field,
@@ -53,12 +53,6 @@ router = APIRouter(tags=["报告 reports"])
 SQUARE_METRES_PER_MU = 10_000 / 15  # 1 亩 = 666.67 m²
 TITLES = {"zh": "选址合规性审查报告 Site compliance report", "en": "Site compliance report 选址合规性审查报告"}
 MEDIA = {"pdf": "application/pdf", "html": "text/html; charset=utf-8"}
-
-# A verdict function (zone answers, activity) -> [{zone_id, activity, verdict, rule}]: the
-# activities module plugs in here; without one the report gives each zone's rule texts.
-VerdictFunction = Callable[[list[dict[str, Any]], str], list[dict[str, Any]]]
-verdict_function: VerdictFunction | None = None
-
 
 def site_token(site: shapely.Geometry) -> str:
     """The WGS84 site as URL-safe text (zlib-compressed WKB, coordinates to 1e-7°)."""
@@ -102,13 +96,15 @@ def _centroid(site: shapely.Geometry) -> dict[str, list[float]]:
 def build_report(snap: Snapshot, site: shapely.Geometry, *, input_crs: str, as_of: str, lang: str, project: str,
                  activity: str | None, permalink_base: str) -> ReportData:
     """The report's content for a WGS84 ``site`` at the snapshot's data version."""
+    activities = [activity] if activity else None
     if site.geom_type == "Point":
         answer = answers.check_answer(snap, site.x, site.y, crs="wgs84", as_of=as_of, layers=None, near_m=0,
-                                      lang=lang)
+                                      lang=lang, activities=activities)
         zones = [{**z, "overlap_area_m2": 0.0, "share_of_site": 1.0, "share_of_zone": 0.0} for z in answer["inside"]]
         area_m2 = 0.0
     else:
-        answer = answers.site_answer(snap, site, crs=input_crs, as_of=as_of, layers=None, lang=lang)
+        answer = answers.site_answer(snap, site, crs=input_crs, as_of=as_of, layers=None, lang=lang,
+                                     activities=activities)
         zones, area_m2 = answer["zones"], float(geocrs.geodesic_area_m2(site))
     token = site_token(site)
     query = {"site": token, "version": snap.version.version, "as_of": as_of, "lang": lang, "project": project}
@@ -124,12 +120,21 @@ def build_report(snap: Snapshot, site: shapely.Geometry, *, input_crs: str, as_o
         site_wgs84=site, site_input_crs=geocrs.describe_crs(input_crs),
         area={"m2": area_m2, "mu": area_m2 / SQUARE_METRES_PER_MU, "ha": area_m2 / 10_000},
         centroid=_centroid(site), zones=zones,
-        verdicts=verdict_function(zones, activity) if verdict_function and activity else [],
+        verdicts=[_verdict_row(v) for v in answer.get("verdicts", [])],
         not_digitised=answer["not_digitised"],
         accuracy_labels={key: " / ".join(texts) for key, texts in ACCURACY_TEXT.items()},
         disclaimer=answer["disclaimer"],
         permalink=f"{permalink_base}v1/report?{urllib.parse.urlencode(query)}",
         map_zones=select_zones(snap.zones, as_of=as_of))
+
+
+def _verdict_row(v: dict[str, Any]) -> dict[str, Any]:
+    """A verdict of ``geo.activities`` as the report's table row: word, summary, deciding rules."""
+    rules = [f"{d['name']} — {d['source']['doc_no'] or ''} {d['source']['article'] or ''}: {d['rule_text']}"
+             + (f" ({d['condition']})" if d.get("condition") else "") for d in v.get("deciding", [])]
+    rules += [f"? {u['name']}: {u['reason']}" for u in v.get("undrawn", [])]
+    return {"activity": f"{v['name']} ({v['activity']})", "verdict": v["verdict"], "summary": v["summary"],
+            "rules": rules}
 
 
 def render(data: ReportData, fmt: str) -> bytes:
@@ -189,9 +194,12 @@ async def post_report(request: Request, format: str | None = Query(None, descrip
             as_of = parse_as_of_field(spec.get("as_of"), "as_of", "body")
             lang = parse_lang_field(str(spec.get("lang", "zh")), "lang", "body")
             site = parse_site(spec["site"], crs)
-            project, activity = str(spec.get("project") or "—"), spec.get("activity")
+            project = str(spec.get("project") or "—")
+            activities = parse_activity_field(spec.get("activity"), "activity", "body")
+            if activities and len(activities) > 1:
+                raise InputError(("body", "activity"), "a report decides one activity; ask one report per activity")
         data = build_report(snap, site, input_crs=crs, as_of=as_of, lang=lang, project=project,
-                            activity=str(activity) if activity else None, permalink_base=str(request.base_url))
+                            activity=activities[0] if activities else None, permalink_base=str(request.base_url))
         return data, render(data, fmt)
 
     data, content = await run_in_threadpool(build)
@@ -241,6 +249,8 @@ async def get_report(
     with answer_422():
         geometry = site_from_token(site)
         day, language = parse_as_of_field(as_of), parse_lang_field(lang)
+        parsed = parse_activity_field(activity)
+        activity = parsed[0] if parsed else None
 
     def build() -> tuple[ReportData, bytes]:
         snap = _snapshot_at(request, version)

@@ -37,8 +37,9 @@ ID_COLUMNS = ("site_id", "编号", "许可证号", "code", "id")  # an "id" may 
 NAME_COLUMNS = ("name", "名称", "单位名称", "养殖场名称", "项目名称")
 CHANGES = ("entered", "left", "rules_changed", "verdict_changed")
 
-# (site geometries, zone table, zone indices covering each site) -> {activity: verdict per site}
-VerdictFunction = Callable[[np.ndarray, gpd.GeoDataFrame, list[np.ndarray]], dict[str, list[str]]]
+# ("from" | "to", site geometries, zone indices covering each site in that version's table)
+#   -> {activity: verdict per site}
+VerdictFunction = Callable[[str, np.ndarray, list[np.ndarray]], dict[str, list[str]]]
 
 
 def sites_path(store_path: str | Path) -> Path:
@@ -128,7 +129,7 @@ def impact(old: gpd.GeoDataFrame, new: gpd.GeoDataFrame, sites: gpd.GeoDataFrame
     if verdicts is not None:
         zones_before = [np.array(sorted(b), dtype=np.intp) for b in before]
         zones_after = [np.array(sorted(a), dtype=np.intp) for a in after]
-        old_v, new_v = verdicts(geoms, old, zones_before), verdicts(geoms, new, zones_after)
+        old_v, new_v = verdicts("from", geoms, zones_before), verdicts("to", geoms, zones_after)
         for activity, values in new_v.items():
             for i, (a, b) in enumerate(zip(old_v.get(activity, [None] * len(geoms)), values, strict=True)):
                 if a != b:

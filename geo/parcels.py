@@ -17,8 +17,8 @@ about 15-20× faster (``benchmarks/bench_parcels.py``: 20 000 parcels, 1.4 s aga
 on a loaded machine). A parcel that only touches a zone gets a row with 0 m²
 (as ``/v1/check/site``); one that meets no zone gets one row with an empty ``zone_id``.
 
-Verdict columns plug in as functions of the rows' zone indices (``verdict_columns``), so
-an activity-verdict module can add one column per activity without this module knowing it.
+Extra columns plug in as functions of the rows (``columns``: parcel index, zone index, overlap
+m²), so the activity verdicts add one column per activity without this module knowing them.
 """
 
 from __future__ import annotations
@@ -48,7 +48,8 @@ RESULT_COLUMNS = ("zone_id", "layer", "zone_name_zh", "overlap_m2", "share_of_pa
 # Parcels per computed slice: answers stream out slice by slice.
 CHUNK = 5000
 
-VerdictColumn = Callable[[np.ndarray], np.ndarray]  # zone index per row (-1: no zone) -> values
+# (parcel index, zone index (-1: no zone), overlap m²) per row -> the column's values
+VerdictColumn = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 
 
 class ParcelInputError(ValueError):
@@ -242,7 +243,7 @@ def result_frame(index: ZoneIndex, parcels: Parcels, start: int, stop: int, *, a
     out[taken["share_of_zone"]] = np.round(share_zone, 9)
     out[taken["parcel_area_m2"]] = np.round(area, 2)
     for name, column in (verdict_columns or {}).items():
-        out[name] = column(np.where(has, zone, -1))
+        out[name] = column(start + parcel, np.where(has, zone, -1), overlap)
     result = gpd.GeoDataFrame(out, geometry=geoms[parcel], crs="EPSG:4326")
     result.attrs["parcels"] = len(geoms)
     return result
@@ -261,7 +262,7 @@ def rule_codes_column(zones: gpd.GeoDataFrame) -> VerdictColumn:
     """The default verdict column until activities exist: the zone's rule codes (``;``)."""
     codes = np.array([";".join(rule.get("code", "") for rule in rules) for rules in zones["rules"]] + [""],
                      dtype=object)
-    return lambda zone: codes[zone]  # zone -1 picks the trailing ""
+    return lambda _parcel, zone, _overlap: codes[zone]  # zone -1 picks the trailing ""
 
 
 # ------------------------------------------------------------------ writing

@@ -90,6 +90,8 @@ DATE_COLUMNS = ("issued_on", "effective_from", "effective_to")
 FLOAT_COLUMNS = ("stated_area_km2", "area_km2")
 TEXT_COLUMNS = tuple(c for c in ZONE_COLUMNS if c not in DATE_COLUMNS + FLOAT_COLUMNS + ("rules",))
 
+# What a rule does to an activity it governs (a rule's optional ``activities`` list).
+RULE_EFFECTS = ("prohibited", "restricted", "required", "permitted")
 ZONE_ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,79}$")
 ADCODE_RE = re.compile(r"^\d{6}$")
 POINT_LAYERS = frozenset({"monitoring_section"})
@@ -134,6 +136,12 @@ def _check_rules(rules: Any) -> str | None:
         for key in ("code", "text_zh", "text_en"):
             if _is_missing(rule.get(key)):
                 return f"item {i} lacks {key!r}"
+        # Optional: the activities the rule governs (geo.activities), {activity, effect, ...} each.
+        activities = rule.get("activities", [])
+        if not isinstance(activities, list) or not all(
+                isinstance(a, Mapping) and isinstance(a.get("activity"), str) and a.get("effect") in RULE_EFFECTS
+                for a in activities):
+            return f"item {i}: activities must be a list of {{activity, effect}} with effect one of {RULE_EFFECTS}"
     return None
 
 

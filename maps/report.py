@@ -49,7 +49,7 @@ class ReportData:
     area: dict[str, float]                # m2, mu, ha
     centroid: dict[str, list[float]]      # wgs84 [lon, lat], cgcs2000_gk [x, y] (EPSG:4548)
     zones: list[dict[str, Any]]           # zone answers with overlap_area_m2, share_of_site, share_of_zone
-    verdicts: list[dict[str, Any]] = field(default_factory=list)  # {zone_id, activity, verdict, rule}
+    verdicts: list[dict[str, Any]] = field(default_factory=list)  # {activity, verdict, summary, rules}
     not_digitised: list[dict[str, Any]] = field(default_factory=list)
     accuracy_labels: dict[str, str] = field(default_factory=dict)
     disclaimer: str = ""

@@ -213,3 +213,20 @@ def test_cli_check_file_encoding_error_speaks_of_the_file_not_a_body(monkeypatch
     code, _, err = run_cli(monkeypatch, capsys, "check-file", str(empty), "--out", str(tmp_path / "o.csv"),
                            "--store", str(sample_store))
     assert code == 2 and "no points" in err and "body" not in err.lower()
+
+
+def test_columnar_answers_carry_a_verdict_column_per_activity(client):
+    from tests.test_verdicts import HAIDIAN, PIG, TIANANMEN, YONGDING, ZHAITANG
+
+    places = [ZHAITANG, YONGDING, TIANANMEN, *HAIDIAN]
+    body = "id,lon,lat\n" + "\n".join(f"p{i},{x},{y}" for i, (x, y) in enumerate(places))
+    as_json = client.post("/v1/check/batch", params={"activity": PIG}, content=body,
+                          headers={"content-type": "text/csv"}).json()["results"]
+    answer = client.post("/v1/check/batch", params={"activity": PIG, "format": "csv"}, content=body,
+                         headers={"content-type": "text/csv"})
+    rows, _ = csv_answer(answer.text)
+    assert [r[f"verdict_{PIG}"] for r in rows] == [r["verdicts"][PIG] for r in as_json]
+    assert rows[1][f"verdict_{PIG}"] == "prohibited"
+    bad = client.post("/v1/check/batch", params={"activity": "nope", "format": "csv"}, content=body,
+                      headers={"content-type": "text/csv"})
+    assert bad.status_code == 422

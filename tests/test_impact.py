@@ -156,3 +156,21 @@ def test_webhook_signs_retries_and_logs_each_new_version(tmp_path, sample_zones)
     log = [json.loads(line) for line in log_path(store.path).read_text(encoding="utf-8").splitlines()]
     assert [(e["version"], e["attempt"], e["status"], e["delivered"]) for e in log] == [(2, 1, 500, False),
                                                                                     (2, 2, 200, True)]
+
+
+def test_a_site_whose_prohibiting_zones_are_removed_has_its_verdict_changed(tmp_path, bundled_zones):
+    from api.impact import compute_impact
+    from tests.test_verdicts import PIG, YONGDING
+
+    store = ZoneStore(tmp_path / "zones.gpkg")
+    store.save(bundled_zones, action="init")
+    zones = store.load()
+    covering = zones.geometry.covers(shapely.Point(*YONGDING)) & (zones["layer"] != "admin")  # others cite mtg
+    store.save(zones[~covering.to_numpy()], action="edit", note="drop the zones covering the Yongding farm")
+    sites = gpd.GeoDataFrame({"site_id": ["farm"], "name": ["永定河养殖场"]}, geometry=[shapely.Point(*YONGDING)],
+                             crs="EPSG:4326")
+    changes, summary = compute_impact(store, sites, 1, 2, "2024-01-01")
+    assert set(changes.loc[changes["change"] == "left", "zone_id"]) == set(zones.loc[covering.to_numpy(), "zone_id"])
+    changed = changes[changes["change"] == "verdict_changed"]
+    assert any(r.startswith(f"{PIG}: prohibited → ") for r in changed["rules"]), list(changed["rules"])
+    assert summary["changes"]["verdict_changed"] == len(changed) > 0

@@ -175,3 +175,21 @@ def test_cli_check_file_sites_writes_a_geopackage_like_the_api(monkeypatch, caps
     code, _, err = run_cli(monkeypatch, capsys, "check-file", str(bad), "--sites", "--out", str(out),
                            "--store", str(sample_store))
     assert code == 2 and "unsupported parcel file" in err
+
+
+def test_parcels_get_the_verdict_of_the_parcel_as_a_whole(client):
+    from tests.test_verdicts import PIG, TIANANMEN, YONGDING
+
+    parcels = gpd.GeoDataFrame({"name": ["yongding", "tiananmen"]}, geometry=[
+        shapely.box(YONGDING[0] - 0.002, YONGDING[1] - 0.002, YONGDING[0] + 0.002, YONGDING[1] + 0.002),
+        shapely.box(TIANANMEN[0] - 0.001, TIANANMEN[1] - 0.001, TIANANMEN[0] + 0.001, TIANANMEN[1] + 0.001)],
+        crs="EPSG:4326")
+    answer = client.post("/v1/check/sites", params={"activity": PIG}, content=parcels.to_json(),
+                         headers={"content-type": "application/geo+json"})
+    assert answer.status_code == 200, answer.text
+    rows, _ = rows_of(answer.text)
+    verdict = {r["name"]: r[f"verdict_{PIG}"] for r in rows}
+    assert verdict["yongding"] == "prohibited"  # in the gorge corridor, as a point there is
+    assert all(r[f"verdict_{PIG}"] == "prohibited" for r in rows if r["name"] == "yongding")
+    single = client.get("/v1/check", params={"lon": TIANANMEN[0], "lat": TIANANMEN[1], "activity": PIG}).json()
+    assert verdict["tiananmen"] == single["verdicts"][0]["verdict"]

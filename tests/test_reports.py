@@ -16,6 +16,7 @@ from tests.test_api_check import run_cli
 SITE = {"type": "Polygon", "coordinates": [[[116.09, 39.94], [116.11, 39.94], [116.11, 39.96], [116.09, 39.96],
                                             [116.09, 39.94]]]}
 PROJECT = "永定河畔养殖场新建项目"
+PIG = "livestock_scale_farm_new"
 
 
 def poppler(name: str) -> str:
@@ -37,14 +38,14 @@ def pdf_text(pdf: bytes, tmp_path) -> str:
 
 @pytest.fixture
 def report(client):
-    answer = client.post("/v1/report", json={"site": SITE, "project": PROJECT, "activity": "livestock_farm"})
+    answer = client.post("/v1/report", json={"site": SITE, "project": PROJECT, "activity": PIG})
     assert answer.status_code == 200, answer.text
     assert answer.headers["content-type"] == "application/pdf"
     return answer
 
 
 def test_report_pdf_names_every_zone_document_and_the_data_version(client, report, tmp_path):
-    site = client.post("/v1/check/site", json=SITE).json()
+    site = client.post("/v1/check/site", params={"activity": PIG}, json=SITE).json()
     assert len(site["zones"]) >= 2
     text = pdf_text(report.content, tmp_path)
     compact = text.replace(" ", "")
@@ -56,8 +57,11 @@ def test_report_pdf_names_every_zone_document_and_the_data_version(client, repor
     assert PROJECT in compact  # a Chinese name survives (fonts embedded)
     assert report.headers["x-zoning-report-id"] in text
     assert "亩" in compact and "EPSG:4548" in text and "Page 1 of" in text
-    for entry in site["not_digitised"]:
+    for entry in site["not_digitised"]:  # the undrawn zones that could govern the activity
         assert entry["name_zh"].replace(" ", "") in compact
+        assert (entry["source"]["doc_no"] or "").replace(" ", "") in compact
+    [verdict] = site["verdicts"]
+    assert f"{verdict['verdict']}" in text and PIG in text  # the verdict on the activity asked about
 
 
 def test_report_map_image_is_drawn(report, tmp_path):
@@ -131,7 +135,7 @@ def test_cli_report_site_writes_a_pdf(monkeypatch, capsys, tmp_path):
     site = tmp_path / "site.geojson"
     site.write_text(json.dumps({"type": "Feature", "properties": {}, "geometry": SITE}), encoding="utf-8")
     out = tmp_path / "report.pdf"
-    code, stdout, err = run_cli(monkeypatch, capsys, "report-site", str(site), "--activity", "livestock_farm",
+    code, stdout, err = run_cli(monkeypatch, capsys, "report-site", str(site), "--activity", PIG,
                                 "--project", PROJECT, "--out", str(out), "--store", str(store))
     assert code == 0, err
     assert "report R" in stdout and out.read_bytes().startswith(b"%PDF")

@@ -82,6 +82,8 @@ def _lookup_options(crs: str, as_of: str | None, layers: str | None):
 CRS_OPTION_HELP = "Input coordinates: wgs84 (default), cgcs2000, gcj02 (Amap/Tencent), bd09 (Baidu) or EPSG:n."
 AS_OF_OPTION_HELP = "Date the rules apply on (YYYY-MM-DD); default today in Beijing."
 LAYERS_OPTION_HELP = "Only these layers, comma-separated (default: all)."
+ACTIVITY_OPTION_HELP = ("Activity code(s) to decide (repeat or comma-separate; `GET /v1/activities` lists them), "
+                        "e.g. livestock_scale_farm_new.")
 
 
 @app.command()
@@ -94,19 +96,23 @@ def check(
     layers: str | None = typer.Option(None, "--layers", help=LAYERS_OPTION_HELP),
     lang: str = typer.Option("zh", "--lang", help="Language of names, rules and the disclaimer: zh or en."),
     as_json: bool = typer.Option(False, "--json", help="Print the answer as JSON, exactly as GET /v1/check."),
+    activity: list[str] | None = typer.Option(None, "--activity", help=ACTIVITY_OPTION_HELP),
     store: Path | None = store_option(),
 ) -> None:
-    """Which zones cover a point: rules, source document, distance to the boundary (same as GET /v1/check)."""
+    """Which zones cover a point: rules, source document, distance to the boundary (same as GET /v1/check);
+    with --activity, first the verdict: may this be done here?"""
     from api import answers
-    from api.dependencies import coordinate_errors, parse_lang_field, parse_near_field
+    from api.dependencies import coordinate_errors, parse_activity_field, parse_lang_field, parse_near_field
     from geo.catalog import ZoneCatalog
     from geo.crs import CoordinateError
 
     crs, as_of, layer_list = _lookup_options(crs, as_of, layers)
     lang, near = parse_lang_field(lang, "--lang", "option"), parse_near_field(near, "--near", "option")
+    activities = parse_activity_field(activity, "--activity", "option")
     snap = ZoneCatalog(resolve_store(store)).snapshot()
     try:
-        answer = answers.check_answer(snap, lon, lat, crs=crs, as_of=as_of, layers=layer_list, near_m=near, lang=lang)
+        answer = answers.check_answer(snap, lon, lat, crs=crs, as_of=as_of, layers=layer_list, near_m=near, lang=lang,
+                                      activities=activities)
     except CoordinateError as exc:
         problems = dict.fromkeys(e.message for e in coordinate_errors(exc, lon, lat, crs))
         raise UserError("; ".join(problems)) from None
@@ -119,6 +125,8 @@ def check(
                   highlight=False)
     name = "name_zh" if lang == "zh" else "name_en"
     text = "text_zh" if lang == "zh" else "text_en"
+    _print_verdicts(answer.get("verdicts") or [])
+    console.print(answer["coverage_note"], highlight=False)
     for key, title in (("inside", "所在分区 inside"), ("nearby", f"{near:g} m 内的其他分区 nearby")):
         if not answer[key]:
             console.print(f"{title}: —", highlight=False)
@@ -137,9 +145,28 @@ def check(
         for rule in zone["rules"]:
             console.print(f"  {zone['zone_id']}: {rule[text]}", highlight=False)
     if answer["not_digitised"]:
-        console.print(f"未数字化 not digitised ({len(answer['not_digitised'])}): "
-                      + "; ".join(f"{z[name]} ({z['zone_id']})" for z in answer["not_digitised"]), highlight=False)
+        console.print(f"未绘制的分区 zones not drawn ({len(answer['not_digitised'])}):", highlight=False)
+        for z in answer["not_digitised"]:
+            console.print(f"  [{z['layer_title']}] {z['name']} ({z['zone_id']}): {z['reason']} {z['what_to_do']}",
+                          highlight=False)
     console.print(answer["disclaimer"], style="dim", highlight=False)
+
+
+VERDICT_STYLE = {"prohibited": "bold red", "restricted": "bold yellow", "unknown": "bold magenta",
+                 "no_rule_found": "bold"}
+
+
+def _print_verdicts(verdicts: list[dict]) -> None:
+    """Verdicts first: the word, the summary, the deciding rules, the zones not drawn."""
+    for v in verdicts:
+        console.print(f"[{VERDICT_STYLE[v['verdict']]}]{v['verdict']}[/] {v['summary']}", highlight=False)
+        for d in v["deciding"]:
+            cond = f" — {d['condition']}" if d["condition"] else ""
+            console.print(f"  {d['effect']}: {d['name']} ({d['zone_id']}), {d['source']['doc_no'] or ''} "
+                          f"{d['source']['article'] or ''}, {d['rule_code']}: “{d['quote_zh']}”{cond}", highlight=False)
+        for u in v["undrawn"]:
+            parts = f" ({'、'.join(u['parts'])})" if u["parts"] else ""
+            console.print(f"  ? {u['name']}{parts}: {u['reason']} {u['what_to_do']}", highlight=False)
 
 
 POINT_SUFFIXES = {".csv": "csv", ".txt": "csv", ".geojson": "json", ".json": "json", ".arrow": "arrow",
@@ -159,24 +186,30 @@ def check_file(
     encoding: str | None = typer.Option(None, "--encoding", help="CSV encoding (default: UTF-8, else GB18030/GBK)."),
     sites: bool = typer.Option(False, "--sites", help="The file holds parcels (polygons): one row per (parcel, "
                                                       "zone) with overlap areas, as POST /v1/check/sites."),
+    activity: list[str] | None = typer.Option(None, "--activity", help=ACTIVITY_OPTION_HELP + " Adds a column "
+                                                "verdict_<code> per activity."),
     store: Path | None = store_option(),
 ) -> None:
     """Look up every point of a file (same rules as POST /v1/check/batch); one output row per point."""
     if not in_file.exists():
         raise UserError(f"{in_file} does not exist")
+    from api.dependencies import parse_activity_field
+
     crs_name, as_of, layer_list = _lookup_options(crs or "wgs84", as_of, layers)
+    activities = parse_activity_field(activity, "--activity", "option")
     if sites:
         from api.cli.sites import check_parcels_file
 
         check_parcels_file(in_file, out, crs=crs and crs_name, as_of=as_of, layers=layer_list, encoding=encoding,
-                           store=store)
+                           activities=activities, store=store)
         return
     _check_points_file(in_file, out, crs=crs_name, as_of=as_of, layers=layer_list, distances=distances,
-                       encoding=encoding, store=store)
+                       encoding=encoding, activities=activities, store=store)
 
 
 def _check_points_file(in_file: Path, out: Path, *, crs: str, as_of: str, layers: list[str] | None,
-                       distances: bool, encoding: str | None, store: Path | None) -> None:
+                       distances: bool, encoding: str | None, activities: list[str] | None,
+                       store: Path | None) -> None:
     import numpy as np
     import pyarrow as pa
     import pyarrow.ipc as ipc
@@ -184,7 +217,13 @@ def _check_points_file(in_file: Path, out: Path, *, crs: str, as_of: str, layers
     from rich.progress import Progress
 
     from api import answers
-    from api.batch import answer_table, coordinate_error, read_batch_points
+    from api.batch import (
+        answer_table,
+        coordinate_error,
+        point_verdicts,
+        read_batch_points,
+        with_verdict_columns,
+    )
     from api.dependencies import InputError
     from geo import batch as gbatch
     from geo.atomic import atomic_path
@@ -215,7 +254,9 @@ def _check_points_file(in_file: Path, out: Path, *, crs: str, as_of: str, layers
                 raise UserError(f"{in_file.name}: {coordinate_error(part, exc).message}") from None
             for entry in answers.not_digitised(snap, lon=found.lon, lat=found.lat, layers=layers):
                 missing.setdefault(entry["zone_id"], entry)
-            tables.append(answer_table(snap, part, found, distances=distances, full=True))
+            verdicts = point_verdicts(snap, part, found, activities, points.crs or crs, as_of, layers)
+            tables.append(with_verdict_columns(answer_table(snap, part, found, distances=distances, full=True),
+                                               verdicts))
             progress.advance(task, len(part))
     n = len(points)
     table = pa.concat_tables(tables)
@@ -237,6 +278,7 @@ def _check_points_file(in_file: Path, out: Path, *, crs: str, as_of: str, layers
     inside = int(np.count_nonzero(table.column("zone_count").to_numpy()))
     console.print(f"{n} points, {inside} inside at least one zone ({np.round(100 * inside / max(n, 1), 1)} %); "
                   f"wrote {out}", highlight=False)
-    if missing:
-        console.print(f"未数字化 not digitised in these districts ({len(missing)}), so no answer for them: "
-                      + "; ".join(f"{z['name_zh']} ({z['zone_id']})" for z in missing.values()), highlight=False)
+    shown = answers.relevant_undrawn(missing.values(), "zh", as_of, activities)
+    if shown:
+        console.print(f"未绘制的分区 not drawn in these districts ({len(shown)}), so no answer for them: "
+                      + "; ".join(f"{z['name_zh']} ({z['zone_id']})" for z in shown), highlight=False)

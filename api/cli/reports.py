@@ -25,7 +25,13 @@ def report_site(
     store: Path | None = store_option(),
 ) -> None:
     """Write a site compliance report (选址合规性审查报告): zones, rules, map, permalink."""
-    from api.dependencies import InputError, parse_as_of_field, parse_crs_field, parse_lang_field
+    from api.dependencies import (
+        InputError,
+        parse_activity_field,
+        parse_as_of_field,
+        parse_crs_field,
+        parse_lang_field,
+    )
     from api.reports import build_report, parse_site, render
     from geo.atomic import atomic_path
     from geo.catalog import ZoneCatalog
@@ -48,11 +54,12 @@ def report_site(
         crs_name = parse_crs_field(crs, "--crs", "option")
         day, language = parse_as_of_field(as_of, "--as-of", "option"), parse_lang_field(lang, "--lang", "option")
         site = parse_site(data, crs_name)
+        activities = parse_activity_field(activity, "--activity", "option")
     except InputError as exc:
         raise UserError(f"{site_file.name}: {exc.message}") from None
     snap = ZoneCatalog(resolve_store(store)).snapshot()
     report = build_report(snap, site, input_crs=crs_name, as_of=day, lang=language, project=project,
-                          activity=activity, permalink_base=base_url.rstrip("/") + "/")
+                          activity=activities[0] if activities else None, permalink_base=base_url.rstrip("/") + "/")
     with atomic_path(out) as tmp:
         tmp.write_bytes(render(report, fmt))
     console.print(f"report {report.report_id}: {len(report.zones)} zone(s), data {report.data_version}; wrote {out}",

@@ -11,12 +11,13 @@ OUT_FORMATS = {".csv": "csv", ".gpkg": "gpkg", ".parquet": "parquet", ".geoparqu
 
 
 def check_parcels_file(in_file: Path, out: Path, *, crs: str | None, as_of: str, layers: list[str] | None,
-                       encoding: str | None, store: Path | None) -> None:
+                       encoding: str | None, activities: list[str] | None, store: Path | None) -> None:
     """One row per (parcel, zone) written atomically to ``out`` (.csv, .gpkg or .parquet),
     with a progress bar over the parcels."""
     from rich.progress import Progress
 
     from api.answers import lookup_index
+    from api.parcels import result_columns
     from api.settings import get_settings
     from geo import parcels as gparcels
     from geo.atomic import atomic_path
@@ -34,7 +35,7 @@ def check_parcels_file(in_file: Path, out: Path, *, crs: str | None, as_of: str,
             raise UserError(f"{in_file.name}: {exc}") from None
     snap = ZoneCatalog(resolve_store(store)).snapshot()
     index = lookup_index(snap)
-    columns = {"rules": gparcels.rule_codes_column(index.zones)}
+    columns = result_columns(snap, parcels, activities, as_of)
     counts = {"rows": 0, "touching": 0}
     with Progress(console=err_console) as progress:
         task = progress.add_task(in_file.name, total=len(parcels))
