@@ -262,7 +262,9 @@ def _check_points_file(in_file: Path, out: Path, *, crs: str, as_of: str, layers
     table = pa.concat_tables(tables)
     constants = {"crs": points.crs or crs, "as_of": as_of, "data_version": snap.data_version}
     for position, (name, value) in zip((3, 6, table.num_columns + 2), constants.items(), strict=True):
-        table = table.add_column(position, name, pa.array(np.full(n, value)))
+        # one dictionary entry repeated: a million-row column of Python strings costs seconds
+        table = table.add_column(position, name, pa.DictionaryArray.from_arrays(
+            pa.array(np.zeros(n, np.int8)), pa.array([value])))
     with atomic_path(out) as tmp:
         if out_kind == "csv":
             with open(tmp, "wb") as f:
