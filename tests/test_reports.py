@@ -4,13 +4,12 @@ Read back with real tools: poppler's pdftotext (text) and pdftoppm (the rendered
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 
 import numpy as np
 import pytest
 
+from tests.conftest import required_tool
 from tests.test_api_check import run_cli
 
 SITE = {"type": "Polygon", "coordinates": [[[116.09, 39.94], [116.11, 39.94], [116.11, 39.96], [116.09, 39.96],
@@ -20,13 +19,7 @@ PIG = "livestock_scale_farm_new"
 
 
 def poppler(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        message = f"{name} is not installed (Debian package poppler-utils)"
-        if os.environ.get("CI"):
-            pytest.fail(message + "; CI must provide it (.ci/run installs it)")
-        pytest.skip(message)
-    return path
+    return required_tool(name, "poppler-utils")
 
 
 def pdf_text(pdf: bytes, tmp_path) -> str:
