@@ -210,8 +210,7 @@ def check_answer(snap: Snapshot, x: float, y: float, *, crs: str, as_of: str, la
     result = next(iter_point_results(snap, found, lang=lang))
     coverage = place.point_coverage(snap, float(found.lon[0]), float(found.lat[0]), lang)
     district = not_digitised(snap, lon=found.lon, lat=found.lat)
-    shown = district if layers is None else [e for e in district if e["layer"] in layers]
-    missing = place.relevant_undrawn(shown, lang, as_of, activities)
+    missing = place.relevant_undrawn_cached(snap, district, layers, lang, as_of, activities)
     answer: dict[str, Any] = {}
     if activities:
         every = result if layers is None else next(iter_point_results(
@@ -283,25 +282,37 @@ def batch_verdicts(snap: Snapshot, found: PointLookup, activities: Sequence[str]
     """Per point, ``{activity: verdict}`` (the verdict word only, ``geo.activities.verdict_code``).
 
     Points with the same district and covering zones share one decision, so a batch costs
-    one decision per distinct (district, zones) pair, not per point. ``found`` must have
-    been looked up without a layer filter.
+    one decision per distinct (district, zones) pair, not per point: the pairs are found
+    with array operations (a bitmask of covering zones per point while the table has at
+    most 58 zones, else per point). ``found`` must have been looked up without a layer filter.
     """
     base = snap.derived("zone_answers", zone_answers)
     rows = place.coverage_rows(snap)
-    districts = place.cov.district_index(found.lon, found.lat)
     codes = place.cov.beijing_districts().codes
-    undrawn = {}
-    decided: dict[tuple, dict[str, str]] = {}
+    districts = place.cov.district_index(found.lon, found.lat)
+    n = found.hits.n_points
+
+    def decide(k: int, zones: Sequence[int], sample: int) -> dict[str, str]:
+        entries = [] if k < 0 else not_digitised(snap, lon=found.lon[sample:sample + 1],
+                                                 lat=found.lat[sample:sample + 1])
+        undrawn = place.in_force([e for e in entries if k >= 0 and e["district_code"] == codes[k]], as_of)
+        has_data = k >= 0 and rows[k]["has_data"]
+        rules = [base[z]["rules"] for z in zones]
+        return {a: acts.verdict_code(a, rules, undrawn, has_data) for a in activities}
+
+    if len(base) <= 58:  # 58 zone bits + 5 district bits fit an int64
+        mask = np.zeros(n, dtype=np.int64)
+        np.bitwise_or.at(mask, found.hits.point, np.left_shift(np.int64(1), found.hits.zone.astype(np.int64)))
+        keys = (mask << 5) | (districts + 1)
+        unique, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+        decided = [decide(int(key & 31) - 1, [z for z in range(len(base)) if (int(key) >> 5) >> z & 1], int(i))
+                   for key, i in zip(unique, first, strict=True)]
+        return [decided[j] for j in inverse.reshape(-1)]
+    cache: dict[tuple, dict[str, str]] = {}
     out = []
     for i, zones in enumerate(found.hits.by_point()):
-        k = int(districts[i])
-        key = (k, tuple(zones.tolist()))
-        if key not in decided:
-            if k not in undrawn:
-                entries = [] if k < 0 else not_digitised(snap, lon=found.lon[i:i + 1], lat=found.lat[i:i + 1])
-                undrawn[k] = place.in_force([e for e in entries if k >= 0 and e["district_code"] == codes[k]], as_of)
-            has_data = k >= 0 and rows[k]["has_data"]
-            rules = [base[z]["rules"] for z in zones]
-            decided[key] = {a: acts.verdict_code(a, rules, undrawn[k], has_data) for a in activities}
-        out.append(decided[key])
+        key = (int(districts[i]), tuple(zones.tolist()))
+        if key not in cache:
+            cache[key] = decide(key[0], key[1], i)
+        out.append(cache[key])
     return out

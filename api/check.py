@@ -157,7 +157,7 @@ def list_zones(
     if q is not None and q.strip():
         text = selected[["zone_id", "name_zh", "name_en", "source_doc_no"]].fillna("").astype(str).agg(" ".join, axis=1)
         selected = selected[text.str.casefold().str.contains(q.strip().casefold(), regex=False)]
-    base = snap.derived("zone_answers", answers.zone_answers)
+    base = answers.zone_answers_in(snap, lang)
     found = [base[i] for i in snap.zones.index.get_indexer(selected.index)]
     return JSONAnswer({"data_version": snap.data_version, "count": len(found), "zones": found,
                          "disclaimer": answers.disclaimer(found, lang)})
@@ -192,7 +192,7 @@ def get_zone(request: Request, zone_id: str = Path(..., description="Zone id, e.
                             "GET /v1/zones lists the zones")
     i = int(matches[0])
     row = snap.zones.iloc[i]
-    zone = snap.derived("zone_answers", answers.zone_answers)[i]
+    zone = answers.zone_answers_in(snap, lang)[i]
     extra = {key: row[key] for key in ("parent_id", "district_name", "method", "notes")}
     return JSONAnswer({
         "type": "Feature",

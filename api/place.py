@@ -157,16 +157,34 @@ def relevant_undrawn(entries: Iterable[Mapping[str, Any]], lang: str, as_of: str
     return [undrawn_answer(e, lang) for e in kept]
 
 
+def relevant_undrawn_cached(snap: Snapshot, entries: Sequence[Mapping[str, Any]], layers: Sequence[str] | None,
+                            lang: str, as_of: str | None,
+                            activities: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    """``relevant_undrawn`` of ``entries`` shown in ``layers``, remembered per data version: a
+    service asks for the same few districts, dates and activities all day. Callers must
+    not change the result."""
+    cache = snap.derived("relevant_undrawn", lambda _: {})
+    key = (tuple(e["zone_id"] for e in entries), None if layers is None else tuple(layers), lang, as_of,
+           None if not activities else tuple(activities))
+    if key not in cache:
+        if len(cache) >= 4096:
+            cache.clear()
+        shown = entries if layers is None else [e for e in entries if e["layer"] in layers]
+        cache[key] = relevant_undrawn(shown, lang, as_of, activities)
+    return cache[key]
+
+
 # ------------------------------------------------------------------ coverage
 
 
 def coverage_rows(snap: Snapshot) -> list[dict[str, Any]]:
     """``geo.coverage.coverage_table`` for this data version (cached)."""
-    catalogue = not_digitised_catalogue()
-    known = set(snap.zones["zone_id"])
-    official = snap.derived("official_layers", _official_layers)
-    outstanding = [e for e in catalogue.entries if _outstanding(e, known, official)]
-    return snap.derived("coverage_rows", lambda zones: cov.coverage_table(zones, outstanding))
+    def build(zones: gpd.GeoDataFrame) -> list[dict[str, Any]]:
+        known, official = set(zones["zone_id"]), _official_layers(zones)
+        outstanding = [e for e in not_digitised_catalogue().entries if _outstanding(e, known, official)]
+        return cov.coverage_table(zones, outstanding)
+
+    return snap.derived("coverage_rows", build)
 
 
 def coverage_answer(snap: Snapshot, lang: str) -> dict[str, Any]:

@@ -58,6 +58,10 @@ def district_index(lon, lat) -> np.ndarray:
     layer = beijing_districts()
     lon, lat = np.asarray(lon, dtype=float).reshape(-1), np.asarray(lat, dtype=float).reshape(-1)
     out = np.full(lon.size, -1, dtype=np.intp)
+    if lon.size == 1 and len(layer.outlines):  # one point: one call over the districts
+        hits = np.flatnonzero(shapely.intersects_xy(layer.outlines, lon[0], lat[0]))
+        out[0] = hits[0] if hits.size else -1
+        return out
     for k, outline in enumerate(layer.outlines):
         todo = np.flatnonzero(out < 0)
         if not todo.size:

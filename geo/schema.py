@@ -48,7 +48,8 @@ LAYERS: dict[str, Layer] = {
               "集中式饮用水水源保护区及其分级", "Drinking-water source protection zones and their grades"),
         Layer("nature_reserve", "自然保护地", "Nature reserves and protected areas", "#238b45",
               "自然保护区核心区、缓冲区等", "Nature reserve core and buffer zones and other protected areas"),
-        Layer("eco_redline", "生态保护红线", "Ecological protection red line", "#cb181d",
+        # Magenta, not red: the ban zones are red, and the two often overlap.
+        Layer("eco_redline", "生态保护红线", "Ecological protection red line", "#c51b7d",
               "生态保护红线：面积不减少、功能不降低、性质不改变",
               "Ecological red line: area not reduced, function not degraded, nature not changed"),
         Layer("river_management", "河道管理范围", "River management ranges", "#41b6c4",

@@ -323,3 +323,20 @@ def test_a_mapped_rule_reaches_the_zone_row(tmp_path):
     [rule] = recipe.zones[0].data["rules"]
     assert rule["activities"] == [{"activity": "fish_pond", "effect": "prohibited", "quote_zh": "严禁挖筑鱼塘",
                                    "condition_zh": None, "condition_en": None}]
+
+
+def test_activity_mappings_survive_the_store_and_the_geojson_and_geopackage_exports(client, tmp_path):
+    import geopandas as gpd
+
+    zone = client.get("/v1/zones/mtg-jyq-ydh").json()["properties"]
+    assert zone["rules"][0]["activities"][0]["activity"] == PIG  # read back from the GeoPackage store
+    geojson = client.get("/v1/export", params={"format": "geojson"}).json()
+    [feature] = [f for f in geojson["features"] if f["id"] == "mtg-jyq-ydh"]
+    rules = feature["properties"]["rules"]
+    rules = json.loads(rules) if isinstance(rules, str) else rules
+    assert {m["activity"] for r in rules for m in r["activities"]} >= {PIG, "livestock_scale_farm_existing"}
+    path = tmp_path / "zones.gpkg"
+    path.write_bytes(client.get("/v1/export", params={"format": "gpkg"}).content)
+    frame = gpd.read_file(path, layer="water_source")  # one GeoPackage layer per zone layer
+    rules = json.loads(frame.set_index("zone_id").loc["mtg-jyq-ydh", "rules"])
+    assert {m["activity"] for r in rules for m in r["activities"]} >= {PIG, "livestock_scale_farm_existing"}
