@@ -19,7 +19,7 @@ Reading a CSV:
 
 Arrow IPC (stream or file) and Parquet carry ``lon``/``lat`` (or ``x``/``y``) float
 columns, or a WKB point geometry column (GeoParquet: the ``geo`` metadata's primary
-column; its CRS is used unless the caller names one). A truncated Arrow stream or Parquet
+column; the CRS it declares is used, as a file names its own CRS). A truncated Arrow stream or Parquet
 file cannot be read, so those forms carry their own completeness check.
 
 Measured (``benchmarks/bench_batch.py``, 1 000 000 points, 2 shared cores): reading the
