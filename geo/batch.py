@@ -22,8 +22,8 @@ columns, or a WKB point geometry column (GeoParquet: the ``geo`` metadata's prim
 column; the CRS it declares is used, as a file names its own CRS). A truncated Arrow stream or Parquet
 file cannot be read, so those forms carry their own completeness check.
 
-Measured (``benchmarks/bench_batch.py``, 1 000 000 points, 2 shared cores): reading the
-CSV ~0.2 s, writing the answer as CSV ~0.2 s.
+Measured on 1 000 000 points (``id,lon,lat``, 35 MB) on 2 cores under a load average of 12:
+reading 1.1 s (pyarrow's parse most of it), writing a 25 MB answer 0.4 s.
 """
 
 from __future__ import annotations
@@ -149,8 +149,6 @@ def read_csv_points(utf8: bytes, max_points: int | None = None) -> PointColumns 
     """Points of a plain CSV (see the module docstring), or None when the file needs the
     row-by-row reader (it then accepts the file or names its first bad row)."""
     xcol, ycol, idcol = csv_columns(utf8)
-    if b"\n\n" in utf8 or b"\n\r\n" in utf8:  # blank lines shift row numbers: let the row reader count
-        return None
     columns = [xcol, ycol] + ([idcol] if idcol else [])
     if len(set(columns)) < len(columns):
         return None
@@ -162,6 +160,11 @@ def read_csv_points(utf8: bytes, max_points: int | None = None) -> PointColumns 
         return None
     if max_points is not None and table.num_rows > max_points:
         raise too_many(max_points)
+    # pyarrow skips blank lines, which shifts row numbers (and quoted newlines span lines):
+    # unless every line after the header is one row, the row reader counts.
+    lines = utf8.count(b"\n") + (not utf8.endswith(b"\n"))
+    if table.num_rows != lines - 1:
+        return None
     x, y = _finite(table.column(xcol)), _finite(table.column(ycol))
     if x is None or y is None:
         return None
