@@ -22,6 +22,7 @@ inside a message does not read); a Parquet file cut anywhere has no footer and d
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -46,7 +47,8 @@ from api.dependencies import (
     parse_activity_field,
     point_problem,
     read_body,
-    read_points,
+    read_points_csv,
+    read_points_geojson,
     unprocessable,
 )
 from api.errors import PayloadTooLargeError
@@ -130,12 +132,18 @@ def read_batch_points(body: bytes, fmt: str, *, encoding: str | None = None, max
         elif fmt == "parquet":
             points = gbatch.read_parquet_points(body, max_points)
         elif fmt == "json":
-            points = _from_rows(read_points(body, "application/json", max_points))
+            try:
+                data = json.loads(body.decode("utf-8-sig"))
+            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+                raise InputError(("body",), f"the file is not valid JSON (UTF-8): {exc}") from None
+            except RecursionError:
+                raise InputError(("body",), "the JSON is nested too deeply to be GeoJSON") from None
+            points = _from_rows(read_points_geojson(data, max_points))
         else:
             utf8, _ = gbatch.decode_csv(body, encoding, option)
             points = gbatch.read_csv_points(utf8, max_points)
             if points is None:  # not plain: the row-by-row reader accepts it or names the bad row
-                points = _from_rows(read_points(utf8, "text/csv", max_points))
+                points = _from_rows(read_points_csv(utf8.decode("utf-8"), max_points))
     except gbatch.TooManyPointsError as exc:
         raise PayloadTooLargeError(exc.message) from None
     except gbatch.BatchInputError as exc:

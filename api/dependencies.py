@@ -326,29 +326,6 @@ def read_points_geojson(data: Any, max_points: int | None = None) -> PointsInput
     return PointsInput(ids, np.array(xs, dtype=float), np.array(ys, dtype=float), where, locs)
 
 
-def read_points(body: bytes, content_type: str = "", max_points: int | None = None) -> PointsInput:
-    """CSV or GeoJSON by content type (or, failing that, by the first character)."""
-    try:
-        text = body.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise InputError(("body",), f"the body is not UTF-8 text: {exc}") from None
-    kind = content_type.split(";")[0].strip().lower()
-    is_json = "json" in kind if ("json" in kind or "csv" in kind) else text.lstrip().startswith("{")
-    if not is_json:
-        return read_points_csv(text, max_points)
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(("body",), f"the body is not valid JSON: {exc}") from None
-    return read_points_geojson(data, max_points)
-
-
-def row_error(points: PointsInput, exc: geocrs.CoordinateError) -> InputError:
-    """A CoordinateError from converting ``points`` as an InputError naming the row."""
-    i = exc.index if exc.index is not None else 0
-    return InputError(points.locs[i], f"{points.where[i]}: {point_problem(exc)}")
-
-
 # Site polygons: a vertex cap keeps one request from tying up a worker.
 MAX_SITE_VERTICES = 100_000
 

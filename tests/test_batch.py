@@ -230,3 +230,15 @@ def test_columnar_answers_carry_a_verdict_column_per_activity(client):
     bad = client.post("/v1/check/batch", params={"activity": "nope", "format": "csv"}, content=body,
                       headers={"content-type": "text/csv"})
     assert bad.status_code == 422
+
+
+def test_deeply_nested_json_is_422_and_the_cli_names_the_file(monkeypatch, capsys, sample_client, sample_store,
+                                                              tmp_path):
+    deep = "[" * 100_000 + "]" * 100_000
+    answer = post_batch(sample_client, deep, "application/json")
+    assert answer.status_code == 422 and "nested too deeply" in answer.json()["detail"][0]["msg"]
+    source = tmp_path / "farms.geojson"
+    source.write_text('{"type": "FeatureCollection", ', encoding="utf-8")
+    code, _, err = run_cli(monkeypatch, capsys, "check-file", str(source), "--out", str(tmp_path / "o.csv"),
+                           "--store", str(sample_store))
+    assert code == 2 and "farms.geojson: the file is not valid JSON" in err and "body" not in err.lower()
