@@ -10,22 +10,22 @@ the functions here, so the two never drift apart.
 
 from __future__ import annotations
 
-import functools
-import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import geopandas as gpd
 import numpy as np
-import shapely
 
-from geo.base import DISTRICTS_PATH
+from api import place
+from api.place import not_digitised, relevant_undrawn
+from geo import activities as acts
 from geo.catalog import Snapshot
 from geo.crs import to_wgs84
 from geo.lookup import Hits, Nearby, ZoneIndex
-from geo.paths import BOUNDARIES_DIR
 from geo.schema import ACCURACY_TEXT, zone_properties
+
+__all__ = ["not_digitised", "relevant_undrawn"]  # re-exported: the batch router and the CLI list them
 
 LANGS = ("zh", "en")
 # The keys of a zone answer, in order, and where each comes from in the zone table.
@@ -55,12 +55,30 @@ def zone_answers(zones: gpd.GeoDataFrame) -> list[dict[str, Any]]:
     return [zone_answer(row) for row in zones.drop(columns=zones.geometry.name).to_dict("records")]
 
 
+def localised(zone: Mapping[str, Any], lang: str) -> dict[str, Any]:
+    """A zone answer with its bilingual texts also in ``lang``: ``name``, each rule's
+    ``text`` and each activity mapping's ``condition``, and ``accuracy_text``."""
+    i = LANGS.index(lang)
+    rules = [{**r, "text": r[f"text_{lang}"],
+              "activities": [{**m, "condition": m.get(f"condition_{lang}")} for m in r.get("activities") or ()]}
+             for r in zone["rules"]]
+    return {**zone, "name": zone[f"name_{lang}"], "rules": rules,
+            "accuracy_text": ACCURACY_TEXT.get(zone["accuracy"], ("", ""))[i]}
+
+
+def zone_answers_in(snap: Snapshot, lang: str) -> list[dict[str, Any]]:
+    """``zone_answers`` localised to ``lang``, built once per data version and language."""
+    base = snap.derived("zone_answers", zone_answers)
+    return snap.derived(f"zone_answers_{lang}", lambda _: [localised(z, lang) for z in base])
+
+
 # The disclaimer's sentences per language; {names}, {accuracy} and {n} are filled in.
 DISCLAIMER_TEXT = {
     "zh": {
         "label": "{name_zh}（{zone_id}）", "list_sep": "、", "sentence_sep": "",
         "accuracy": "{names}为{accuracy}。",
-        "not_digitised": "所在区另有{n}个文件规定的分区未能数字化（见 not_digitised），本结果不能说明该处不在这些分区内。",
+        "not_digitised": "所在区另有{n}个文件规定的分区未能绘制（列于本结果中），本结果不能说明该处不在这些分区内。",
+        "no_data": "本服务没有该处所在区的分区数据，本结果不能说明该处适用或不适用任何规定。",
         # Nothing digitised here: that is not the same as "no zone applies".
         "nothing": "该处不在本服务已数字化的任何分区内；本服务未收录的分区或未数字化的分区仍可能适用。",
         "all_official": "返回的分区均为官方边界。",
@@ -69,8 +87,10 @@ DISCLAIMER_TEXT = {
     "en": {
         "label": "{name_en} ({zone_id})", "list_sep": ", ", "sentence_sep": " ",
         "accuracy": "{names}: {accuracy}.",
-        "not_digitised": "{n} more zone(s) the district's documents define could not be digitised "
-                         "(see not_digitised): this answer cannot tell whether the place is inside them.",
+        "not_digitised": "{n} more zone(s) the district's documents define could not be drawn "
+                         "(listed in this answer): it cannot tell whether the place is inside them.",
+        "no_data": "This service holds no zones for this place's district: the answer cannot tell whether any "
+                   "rule applies here or not.",
         "nothing": "The place is not inside any zone this service has digitised; zones it does not hold "
                    "or could not digitise may still apply.",
         "all_official": "All zones returned have official boundaries.",
@@ -80,10 +100,12 @@ DISCLAIMER_TEXT = {
 }
 
 
-def disclaimer(zones: Iterable[Mapping[str, Any]], lang: str = "zh", not_digitised: int = 0) -> str:
+def disclaimer(zones: Iterable[Mapping[str, Any]], lang: str = "zh", not_digitised: int = 0,
+               has_data: bool = True) -> str:
     """Which of ``zones`` are approximate/schematic/indicative, that ``not_digitised``
-    zones of the district could not be drawn, and that the legal boundary is the official
-    one — in ``lang`` (zh or en)."""
+    zones of the district could not be drawn (or, without ``has_data``, that the service
+    holds nothing for the district), and that the legal boundary is the official one —
+    in ``lang`` (zh or en). Never names a JSON key."""
     text = DISCLAIMER_TEXT[lang]
     accuracy_text = {acc: ACCURACY_TEXT[acc][LANGS.index(lang)] for acc in ACCURACY_TEXT}
     zones = list(zones)
@@ -98,76 +120,13 @@ def disclaimer(zones: Iterable[Mapping[str, Any]], lang: str = "zh", not_digitis
              for acc, names in by_accuracy.items()]
     if not_digitised:
         parts.append(text["not_digitised"].format(n=not_digitised))
-    if not zones:
+    if not has_data:
+        parts.append(text["no_data"])
+    elif not zones:
         parts.append(text["nothing"])
     elif not by_accuracy and not not_digitised:
         parts.append(text["all_official"])
     return text["sentence_sep"].join([*parts, text["tail"]])
-
-
-# ------------------------------------------------------------------ zones not digitised
-
-
-@dataclass(frozen=True)
-class NotDigitisedCatalogue:
-    """``data/boundaries/not_digitised.json`` (zones the texts define but the build could
-    not draw) and the outlines of the districts it names (base layer, for reference)."""
-
-    entries: list[dict[str, Any]]
-    district_codes: list[str]
-    districts: np.ndarray  # prepared polygons, one per code
-
-
-@functools.lru_cache(maxsize=1)
-def not_digitised_catalogue() -> NotDigitisedCatalogue:
-    entries_path, districts_path = BOUNDARIES_DIR / "not_digitised.json", DISTRICTS_PATH
-    if not entries_path.exists() or not districts_path.exists():
-        return NotDigitisedCatalogue([], [], np.zeros(0, dtype=object))
-    entries = json.loads(entries_path.read_text(encoding="utf-8"))
-    named = {e["district_code"] for e in entries}
-    outlines = {f["properties"]["adcode"]: shapely.geometry.shape(f["geometry"])
-                for f in json.loads(districts_path.read_text(encoding="utf-8"))["features"]
-                if f["properties"]["adcode"] in named}
-    codes = sorted(outlines)
-    districts = np.array([outlines[c] for c in codes], dtype=object)
-    shapely.prepare(districts)
-    return NotDigitisedCatalogue(entries, codes, districts)
-
-
-def _official_layers(zones: gpd.GeoDataFrame) -> set[tuple[str, str]]:
-    official = zones[zones["accuracy"] == "official"]
-    return set(zip(official["layer"], official["district_code"], strict=True))
-
-
-def not_digitised(snap: Snapshot, *, lon=None, lat=None, site=None,
-                  layers: Sequence[str] | None = None) -> list[dict[str, Any]]:
-    """Zones not digitised in the districts containing any of the points (or touching
-    ``site``), of ``layers``; an entry is dropped once the store holds its zone id, or
-    official zones of its layer in its district (an import replaced the approximation)."""
-    catalogue = not_digitised_catalogue()
-    if not catalogue.entries:
-        return []
-    if site is not None:
-        touched = shapely.intersects(catalogue.districts, site)
-    else:
-        lon, lat = np.asarray(lon, dtype=float).reshape(-1), np.asarray(lat, dtype=float).reshape(-1)
-        if lon.size == 1:  # one call over the districts
-            touched = shapely.intersects_xy(catalogue.districts, lon[0], lat[0])
-        else:
-            touched = np.array([shapely.intersects_xy(d, lon, lat).any() for d in catalogue.districts], dtype=bool)
-    codes = tuple(c for c, hit in zip(catalogue.district_codes, touched, strict=True) if hit)
-    if not codes:
-        return []
-    # The same few (districts, layers) come up again and again: filter once per data version.
-    cache = snap.derived("not_digitised", lambda _: {})
-    key = (codes, None if layers is None else tuple(layers))
-    if key not in cache:
-        known = set(snap.zones["zone_id"])
-        official = snap.derived("official_layers", _official_layers)
-        cache[key] = [e for e in catalogue.entries
-                      if e["district_code"] in codes and (layers is None or e["layer"] in layers)
-                      and e["zone_id"] not in known and (e["layer"], e["district_code"]) not in official]
-    return cache[key]
 
 
 @dataclass(frozen=True)
@@ -216,9 +175,10 @@ def point_echo(found: PointLookup, i: int) -> dict[str, Any]:
 
 
 def iter_point_results(snap: Snapshot, found: PointLookup, start: int = 0,
-                       stop: int | None = None) -> Iterator[dict[str, Any]]:
-    """For points ``start:stop``: ``{"point", "inside", "nearby"}`` with full zone objects."""
-    base = snap.derived("zone_answers", zone_answers)
+                       stop: int | None = None, lang: str | None = None) -> Iterator[dict[str, Any]]:
+    """For points ``start:stop``: ``{"point", "inside", "nearby"}`` with full zone objects
+    (localised to ``lang`` when given)."""
+    base = snap.derived("zone_answers", zone_answers) if lang is None else zone_answers_in(snap, lang)
     n = found.hits.n_points
     stop = n if stop is None else stop
     inside_bounds = np.searchsorted(found.hits.point, np.arange(start, stop + 1))
@@ -240,43 +200,119 @@ def returned_zones(snap: Snapshot, found: PointLookup) -> list[dict[str, Any]]:
 
 
 def check_answer(snap: Snapshot, x: float, y: float, *, crs: str, as_of: str, layers: Sequence[str] | None,
-                 near_m: float, lang: str) -> dict[str, Any]:
-    """The answer of GET /v1/check and `zoning check` for one point."""
+                 near_m: float, lang: str, activities: Sequence[str] | None = None) -> dict[str, Any]:
+    """The answer of GET /v1/check and `zoning check` for one point.
+
+    With ``activities``, the answer opens with a verdict per activity (``geo.activities``),
+    decided from every covering zone whatever ``layers`` shows.
+    """
     found = look_up(snap, [x], [y], crs=crs, as_of=as_of, layers=layers, near_m=near_m)
-    result = next(iter_point_results(snap, found))
-    missing = not_digitised(snap, lon=found.lon, lat=found.lat, layers=layers)
-    return {
+    result = next(iter_point_results(snap, found, lang=lang))
+    coverage = place.point_coverage(snap, float(found.lon[0]), float(found.lat[0]), lang)
+    district = not_digitised(snap, lon=found.lon, lat=found.lat)
+    missing = place.relevant_undrawn_cached(snap, district, layers, lang, as_of, activities)
+    answer: dict[str, Any] = {}
+    if activities:
+        every = result if layers is None else next(iter_point_results(
+            snap, look_up(snap, [x], [y], crs=crs, as_of=as_of, layers=None, near_m=near_m), lang=lang))
+        answer["verdicts"] = acts.verdicts(activities, every["inside"], place.in_force(district, as_of),
+                                           nearby=every["nearby"], near_m=near_m,
+                                           has_data=place.has_data(coverage), lang=lang,
+                                           no_data_note=coverage["coverage_note"])
+    answer.update({
         "point": result["point"],
         "as_of": as_of,
+        **coverage,
         "inside": result["inside"],
         "nearby": result["nearby"],
         "not_digitised": missing,
         "data_version": snap.data_version,
-        "disclaimer": disclaimer(result["inside"] + result["nearby"], lang, len(missing)),
-    }
+        "disclaimer": disclaimer(result["inside"] + result["nearby"], lang, len(missing), place.has_data(coverage)),
+    })
+    return answer
 
 
 def site_answer(snap: Snapshot, site, *, crs: str, as_of: str, layers: Sequence[str] | None,
-                lang: str) -> dict[str, Any]:
+                lang: str, activities: Sequence[str] | None = None) -> dict[str, Any]:
     """The answer of POST /v1/check/site: every zone the (valid, WGS84) ``site`` polygon
-    intersects, largest overlap first, with geodesic overlap area and shares."""
-    base = snap.derived("zone_answers", zone_answers)
-    overlaps = lookup_index(snap).site_overlaps(site, as_of=as_of, layers=layers)
-    order = np.lexsort((overlaps.zone, -overlaps.overlap_m2))
-    zones = []
-    for k in order:
-        share_of_zone = overlaps.share_of_zone[k]
-        zones.append({**base[overlaps.zone[k]],
-                      "overlap_area_m2": round(float(overlaps.overlap_m2[k]), 1),
-                      "share_of_site": round(float(overlaps.share_of_site[k]), 6),
-                      "share_of_zone": None if np.isnan(share_of_zone) else round(float(share_of_zone), 6)})
-    missing = not_digitised(snap, site=site, layers=layers)
-    return {
-        "site": {"crs": crs, "area_m2": round(overlaps.site_area_m2, 1),
+    intersects, largest overlap first, with geodesic overlap area and shares.
+
+    With ``activities``, a verdict per activity for the site as a whole: any overlap
+    (above 0 m²) with a prohibiting zone makes it ``prohibited``, with that overlap's share.
+    """
+    def overlapping(layer_filter):
+        base = zone_answers_in(snap, lang)
+        overlaps = lookup_index(snap).site_overlaps(site, as_of=as_of, layers=layer_filter)
+        order = np.lexsort((overlaps.zone, -overlaps.overlap_m2))
+        out = []
+        for k in order:
+            share_of_zone = overlaps.share_of_zone[k]
+            out.append({**base[overlaps.zone[k]],
+                        "overlap_area_m2": round(float(overlaps.overlap_m2[k]), 1),
+                        "share_of_site": round(float(overlaps.share_of_site[k]), 6),
+                        "share_of_zone": None if np.isnan(share_of_zone) else round(float(share_of_zone), 6)})
+        return out, overlaps.site_area_m2
+
+    zones, site_area = overlapping(layers)
+    coverage = place.site_coverage(snap, site, lang)
+    district = not_digitised(snap, site=site)
+    shown = district if layers is None else [e for e in district if e["layer"] in layers]
+    missing = place.relevant_undrawn(shown, lang, as_of, activities)
+    answer: dict[str, Any] = {}
+    if activities:
+        every = zones if layers is None else overlapping(None)[0]
+        answer["verdicts"] = acts.verdicts(activities, every, place.in_force(district, as_of),
+                                           has_data=place.has_data(coverage), lang=lang,
+                                           overlap_key="overlap_area_m2", no_data_note=coverage["coverage_note"])
+    answer.update({
+        "site": {"crs": crs, "area_m2": round(site_area, 1),
                  "bbox_wgs84": [round(float(v), COORD_DECIMALS) for v in site.bounds]},
         "as_of": as_of,
+        **coverage,
         "zones": zones,
         "not_digitised": missing,
         "data_version": snap.data_version,
-        "disclaimer": disclaimer(zones, lang, len(missing)),
-    }
+        "disclaimer": disclaimer(zones, lang, len(missing), place.has_data(coverage)),
+    })
+    return answer
+
+
+def batch_verdicts(snap: Snapshot, found: PointLookup, activities: Sequence[str],
+                   as_of: str | None) -> list[dict[str, str]]:
+    """Per point, ``{activity: verdict}`` (the verdict word only, ``geo.activities.verdict_code``).
+
+    Points with the same district and covering zones share one decision, so a batch costs
+    one decision per distinct (district, zones) pair, not per point: the pairs are found
+    with array operations (a bitmask of covering zones per point while the table has at
+    most 58 zones, else per point). ``found`` must have been looked up without a layer filter.
+    """
+    base = snap.derived("zone_answers", zone_answers)
+    rows = place.coverage_rows(snap)
+    codes = place.cov.beijing_districts().codes
+    districts = place.cov.district_index(found.lon, found.lat)
+    n = found.hits.n_points
+
+    def decide(k: int, zones: Sequence[int], sample: int) -> dict[str, str]:
+        entries = [] if k < 0 else not_digitised(snap, lon=found.lon[sample:sample + 1],
+                                                 lat=found.lat[sample:sample + 1])
+        undrawn = place.in_force([e for e in entries if k >= 0 and e["district_code"] == codes[k]], as_of)
+        has_data = k >= 0 and rows[k]["has_data"]
+        rules = [base[z]["rules"] for z in zones]
+        return {a: acts.verdict_code(a, rules, undrawn, has_data) for a in activities}
+
+    if len(base) <= 58:  # 58 zone bits + 5 district bits fit an int64
+        mask = np.zeros(n, dtype=np.int64)
+        np.bitwise_or.at(mask, found.hits.point, np.left_shift(np.int64(1), found.hits.zone.astype(np.int64)))
+        keys = (mask << 5) | (districts + 1)
+        unique, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+        decided = [decide(int(key & 31) - 1, [z for z in range(len(base)) if (int(key) >> 5) >> z & 1], int(i))
+                   for key, i in zip(unique, first, strict=True)]
+        return [decided[j] for j in inverse.reshape(-1)]
+    cache: dict[tuple, dict[str, str]] = {}
+    out = []
+    for i, zones in enumerate(found.hits.by_point()):
+        key = (int(districts[i]), tuple(zones.tolist()))
+        if key not in cache:
+            cache[key] = decide(key[0], key[1], i)
+        out.append(cache[key])
+    return out

@@ -41,7 +41,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.warm_on_start:
             # Build the lookup index in the background so the first check does not wait ~0.5 s.
             threading.Thread(target=lookup_index, args=(snap,), name="warm-lookup-index", daemon=True).start()
+        from api.webhook import start_notifier  # ZONING_WEBHOOK_URL: a notice per new data version
+
+        notifier = start_notifier(store, settings)
         yield
+        if notifier is not None:
+            notifier.stop()
 
     app = FastAPI(
         title="zoning — 北京区级规划分区查询 / Beijing district zoning lookup",
@@ -68,9 +73,29 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         snap = request.app.state.catalog.snapshot()
         return {"status": "ok", "zones": len(snap.zones), "data_version": snap.data_version}
 
-    from api import check  # /v1/check, /v1/check/batch, /v1/check/site, /v1/zones
+    from api import check  # /v1/check, /v1/check/site, /v1/zones
 
     app.include_router(check.router)
+
+    from api import batch  # /v1/check/batch (CSV, GeoJSON, Arrow, GeoParquet)
+
+    app.include_router(batch.router)
+
+    from api import parcels  # /v1/check/sites (parcel files)
+
+    app.include_router(parcels.router)
+
+    from api import reports  # /v1/report (site compliance report, PDF/HTML)
+
+    app.include_router(reports.router)
+
+    from api import impact  # /v1/admin/sites, /v1/admin/impact
+
+    app.include_router(impact.router)
+
+    from api import activities  # /v1/activities, /v1/coverage
+
+    app.include_router(activities.router)
 
     from api import export, ogc  # OGC API – Features (including the landing page `/`) and exports
 

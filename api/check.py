@@ -2,7 +2,7 @@
 
 * ``GET /v1/check`` — one point: every zone covering it (boundary counts as inside),
   the distance to each one's boundary, and zones within ``near`` metres.
-* ``POST /v1/check/batch`` — up to ``max_batch_points`` points as CSV or GeoJSON.
+* ``POST /v1/check/batch`` — many points: see ``api.batch``.
 * ``POST /v1/check/site`` — a polygon: every zone it intersects, with overlap areas.
 * ``GET /v1/zones`` and ``GET /v1/zones/{zone_id}`` — the zone catalogue.
 
@@ -13,23 +13,24 @@ built by ``api.answers``, the same functions the CLI uses.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import pydantic_core
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse
 
 from api import answers
 from api.dependencies import (
+    ACTIVITY_QUERY,
     AS_OF_QUERY,
     CRS_QUERY,
     LANG_QUERY,
     LAYERS_QUERY,
     NEAR_QUERY,
     InputError,
+    activity_param,
     answer_422,
     as_of_param,
     coordinate_errors,
@@ -37,11 +38,10 @@ from api.dependencies import (
     lang_param,
     layers_param,
     lookup_params,
+    parse_activity_field,
     parse_layers_field,
     read_body,
-    read_points,
     read_site,
-    row_error,
     unprocessable,
 )
 from api.errors import NotFoundError
@@ -58,11 +58,6 @@ class JSONAnswer(JSONResponse):
 
     def render(self, content: Any) -> bytes:
         return pydantic_core.to_json(content)
-
-
-# Batch answers are written in slices of this many points, so a 100 000-point answer
-# streams out while it is being serialised instead of being built whole in memory.
-BATCH_CHUNK = 2000
 
 
 def _snapshot(request: Request) -> Snapshot:
@@ -84,97 +79,20 @@ async def check(
     lon: float = Query(..., description="Longitude (or x / easting for a projected `crs`)"),
     lat: float = Query(..., description="Latitude (or y / northing for a projected `crs`)"),
     crs: str = CRS_QUERY, as_of: str | None = AS_OF_QUERY, layers: str | None = LAYERS_QUERY,
-    near: float = NEAR_QUERY, lang: str = LANG_QUERY,
+    near: float = NEAR_QUERY, lang: str = LANG_QUERY, activity: list[str] | None = ACTIVITY_QUERY,
 ) -> JSONAnswer:
     # Answered on the event loop: one point costs well under a millisecond of CPU, less
     # than handing it to a worker thread would (batches and sites use worker threads).
     params = lookup_params(crs, as_of, layers, lang, near)
+    with answer_422():
+        activities = parse_activity_field(activity)
     snap = _snapshot(request)
     try:
         answer = answers.check_answer(snap, lon, lat, crs=params.crs, as_of=params.as_of, layers=params.layers,
-                                      near_m=params.near_m, lang=params.lang)
+                                      near_m=params.near_m, lang=params.lang, activities=activities)
     except CoordinateError as exc:
         raise unprocessable(*coordinate_errors(exc, lon, lat, params.crs)) from None
     return JSONAnswer(answer)
-
-
-BATCH_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "text/csv": {"schema": {"type": "string"},
-                         "example": "id,lon,lat\nfarm-1,116.10,39.95\nfarm-2,115.98,39.94\n"},
-            "application/geo+json": {"schema": {"type": "object"}, "example": {
-                "type": "FeatureCollection",
-                "features": [{"type": "Feature", "id": "farm-1", "properties": {},
-                              "geometry": {"type": "Point", "coordinates": [116.10, 39.95]}}]}},
-        },
-    }
-}
-
-
-@router.post(
-    "/v1/check/batch",
-    summary="Zones covering many points 批量查询",
-    description="The body is CSV with a header (`lon,lat[,id]`; `x,y` also accepted; rows are numbered "
-                "as in a spreadsheet, header = row 1) or a GeoJSON FeatureCollection of Points. At most "
-                "`max_batch_points` (100 000) points: more is a 413. A bad row is a 422 naming it. The "
-                "answer is one JSON object, streamed: `{as_of, crs, data_version, count, not_digitised, results: "
-                "[{id, zone_ids}], disclaimer}` (`not_digitised`: zones the documents of the points' districts "
-                "define but that could not be drawn); with `detail=true` each result also has `point`, `inside` and "
-                "`nearby` exactly as GET /v1/check answers them.",
-    openapi_extra=BATCH_BODY,
-    response_class=StreamingResponse,
-    responses={200: {"content": {"application/json": {}}, "description": "Streamed JSON answer"}},
-)
-async def check_batch(
-    request: Request,
-    crs: str = CRS_QUERY, as_of: str | None = AS_OF_QUERY, layers: str | None = LAYERS_QUERY,
-    near: float = NEAR_QUERY, lang: str = LANG_QUERY,
-    detail: bool = Query(False, description="Full zone objects, boundary distances and nearby zones per point"),
-) -> StreamingResponse:
-    params = lookup_params(crs, as_of, layers, lang, near)
-    settings = request.app.state.settings
-    body = await read_body(request, settings.max_upload_bytes)
-    snap = _snapshot(request)
-
-    def look_up():
-        with answer_422():
-            points = read_points(body, request.headers.get("content-type", ""), settings.max_batch_points)
-            if not points.ids:
-                raise InputError(("body",), "the body has no points")
-            try:
-                found = answers.look_up(snap, points.x, points.y, crs=params.crs, as_of=params.as_of,
-                                        layers=params.layers, near_m=params.near_m, distances=detail)
-            except CoordinateError as exc:
-                raise row_error(points, exc) from None
-        return points, found
-
-    points, found = await run_in_threadpool(look_up)
-    missing = answers.not_digitised(snap, lon=found.lon, lat=found.lat, layers=params.layers)
-    head = {"as_of": params.as_of, "crs": params.crs, "data_version": snap.data_version, "count": len(points.ids),
-            "not_digitised": missing}
-    tail = answers.disclaimer(answers.returned_zones(snap, found), params.lang, len(missing))
-    return StreamingResponse(_stream_batch(snap, found, points.ids, detail, head, tail),
-                             media_type="application/json")
-
-
-def _stream_batch(snap: Snapshot, found: answers.PointLookup, ids: list[Any], detail: bool,
-                  head: dict[str, Any], disclaimer: str) -> Iterator[bytes]:
-    zone_ids = snap.zones["zone_id"].to_numpy()
-    by_point = found.hits.by_point()
-    yield pydantic_core.to_json(head)[:-1] + b', "results": ['
-    for start in range(0, len(ids), BATCH_CHUNK):
-        stop = min(start + BATCH_CHUNK, len(ids))
-        details = answers.iter_point_results(snap, found, start, stop) if detail else None
-        items = []
-        for i in range(start, stop):
-            item = {"id": ids[i], "zone_ids": zone_ids[by_point[i]].tolist()}
-            if details is not None:
-                item.update(next(details))
-            items.append(pydantic_core.to_json(item))
-        yield (b"\n" if start == 0 else b",\n") + b",\n".join(items)
-    yield b"\n], " + pydantic_core.to_json({"disclaimer": disclaimer})[1:] + b"\n"
 
 
 SITE_BODY = {
@@ -202,6 +120,7 @@ async def check_site(
     as_of: str = Depends(as_of_param),
     layers: list[str] | None = Depends(layers_param),
     lang: str = Depends(lang_param),
+    activities: list[str] | None = Depends(activity_param),
 ) -> JSONAnswer:
     body = await read_body(request, request.app.state.settings.max_upload_bytes)
     snap = _snapshot(request)
@@ -209,7 +128,7 @@ async def check_site(
     def answer():
         with answer_422():
             site = read_site(body, crs)
-        return answers.site_answer(snap, site, crs=crs, as_of=as_of, layers=layers, lang=lang)
+        return answers.site_answer(snap, site, crs=crs, as_of=as_of, layers=layers, lang=lang, activities=activities)
 
     return JSONAnswer(await run_in_threadpool(answer))
 
@@ -241,7 +160,7 @@ def list_zones(
         for column in ("name_zh", "name_en", "source_doc_no"):
             text = text + " " + selected[column].fillna("").astype(str)
         selected = selected[text.str.casefold().str.contains(q.strip().casefold(), regex=False)]
-    base = snap.derived("zone_answers", answers.zone_answers)
+    base = answers.zone_answers_in(snap, lang)
     found = [base[i] for i in snap.zones.index.get_indexer(selected.index)]
     return JSONAnswer({"data_version": snap.data_version, "count": len(found), "zones": found,
                          "disclaimer": answers.disclaimer(found, lang)})
@@ -276,7 +195,7 @@ def get_zone(request: Request, zone_id: str = Path(..., description="Zone id, e.
                             "GET /v1/zones lists the zones")
     i = int(matches[0])
     row = snap.zones.iloc[i]
-    zone = snap.derived("zone_answers", answers.zone_answers)[i]
+    zone = answers.zone_answers_in(snap, lang)[i]
     extra = {key: row[key] for key in ("parent_id", "district_name", "method", "notes")}
     return JSONAnswer({
         "type": "Feature",

@@ -29,6 +29,7 @@ from fastapi import HTTPException, Query, Request
 from api.errors import PayloadTooLargeError
 from api.jsonbody import JSONBodyError, TooManyArraysError, load_json
 from geo import crs as geocrs
+from geo.activities import ActivityError, parse_activities
 from geo.selection import SelectionError, parse_date, parse_layers
 
 # Beijing dates: gazettes date zones in local time, and "today" means today in Beijing.
@@ -100,6 +101,17 @@ def parse_lang_field(value: str, name: str = "lang", location: str = "query") ->
     return lang
 
 
+def parse_activity_field(value: str | list[str] | None, name: str = "activity",
+                         location: str = "query") -> list[str] | None:
+    """Activity codes (comma-separated or repeated; aliases accepted), None when absent."""
+    if isinstance(value, list):
+        value = ",".join(value) if value else None
+    try:
+        return parse_activities(value)
+    except ActivityError as exc:
+        raise InputError((location, name), str(exc)) from None
+
+
 def parse_near_field(value: float, name: str = "near", location: str = "query") -> float:
     if not math.isfinite(value) or not 0 <= value <= MAX_NEAR_M:
         raise InputError((location, name), f"{name} must be a distance in metres from 0 to {MAX_NEAR_M:.0f}, "
@@ -144,6 +156,9 @@ AS_OF_QUERY = Query(None, description="Date the rules apply on (YYYY-MM-DD); def
                                       "applies from effective_from (inclusive) to effective_to (exclusive)")
 LAYERS_QUERY = Query(None, description="Layer ids, comma-separated (default: all), e.g. livestock_ban,water_source")
 LANG_QUERY = Query("zh", description="Language of the disclaimer: zh (default) or en")
+ACTIVITY_QUERY = Query(None, description="Activity code(s), comma-separated or repeated (GET /v1/activities lists "
+                                          "them), e.g. livestock_scale_farm_new: the answer opens with a verdict per "
+                                          "activity — prohibited, restricted, unknown or no_rule_found")
 NEAR_QUERY = Query(DEFAULT_NEAR_M, ge=0, le=MAX_NEAR_M, description=f"Also list zones within this many metres that do not contain the "
                                                f"point (0..{MAX_NEAR_M:.0f}; 0 = none)")
 
@@ -166,6 +181,11 @@ async def layers_param(layers: str | None = LAYERS_QUERY) -> list[str] | None:
 async def lang_param(lang: str = LANG_QUERY) -> str:
     with answer_422():
         return parse_lang_field(lang)
+
+
+async def activity_param(activity: list[str] | None = ACTIVITY_QUERY) -> list[str] | None:
+    with answer_422():
+        return parse_activity_field(activity)
 
 
 async def near_param(near: float = NEAR_QUERY) -> float:
@@ -307,32 +327,6 @@ def read_points_geojson(data: Any, max_points: int | None = None) -> PointsInput
         where.append(label)
         locs.append(loc)
     return PointsInput(ids, np.array(xs, dtype=float), np.array(ys, dtype=float), where, locs)
-
-
-def read_points(body: bytes, content_type: str = "", max_points: int | None = None) -> PointsInput:
-    """CSV or GeoJSON by content type (or, failing that, by the first character)."""
-    try:
-        text = body.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise InputError(("body",), f"the body is not UTF-8 text: {exc}") from None
-    kind = content_type.split(";")[0].strip().lower()
-    is_json = "json" in kind if ("json" in kind or "csv" in kind) else text.lstrip().startswith("{")
-    if not is_json:
-        return read_points_csv(text, max_points)
-    try:
-        # Every point has one "[" (its coordinates); the slack covers the features array and bboxes.
-        data = load_json(body, max_arrays=None if max_points is None else 2 * max_points + 64)
-    except TooManyArraysError:
-        raise _too_many(max_points) from None
-    except JSONBodyError as exc:
-        raise InputError(("body",), str(exc)) from None
-    return read_points_geojson(data, max_points)
-
-
-def row_error(points: PointsInput, exc: geocrs.CoordinateError) -> InputError:
-    """A CoordinateError from converting ``points`` as an InputError naming the row."""
-    i = exc.index if exc.index is not None else 0
-    return InputError(points.locs[i], f"{points.where[i]}: {point_problem(exc)}")
 
 
 # Site polygons: a vertex cap keeps one request from tying up a worker.

@@ -37,6 +37,14 @@ class Settings(BaseSettings):
                                     "`sheets/` beside the store")
     max_sheet_pixels: int = Field(64_000_000, description="Pixel limit per sheet page (PDF pages at 200 dpi)")
     max_batch_points: int = 100_000
+    max_columnar_points: int = Field(2_000_000, description="Batch points per request answered as CSV, Arrow or "
+                                                            "GeoParquet (no per-point JSON)")
+    max_parcels: int = Field(100_000, description="Parcels per POST /v1/check/sites or check-file --sites")
+    max_columnar_bytes: int = Field(256 * 1024 * 1024, description="Batch body bytes for those answers")
+    webhook_url: str | None = Field(None, description="POSTed the version and its impact summary on each new "
+                                                      "data version; needs webhook_secret (HMAC-SHA256 signature)")
+    webhook_secret: str | None = Field(None, description="Key of the webhook body's HMAC-SHA256 signature")
+    webhook_poll_seconds: float = Field(2.0, description="How often the service looks for a new data version")
     warm_on_start: bool = Field(False, description="Build the lookup index at start-up (`zoning serve` sets it)")
 
     def check(self) -> None:

@@ -40,6 +40,7 @@ from geo.recipes import (
     load_recipes,
 )
 from geo.schema import LAYERS, validate_zones, zones_from_records, zones_to_geojson
+from geo.undrawn import UndrawnReasonError, user_texts
 
 COORD_DECIMALS = 7
 AREA_DECIMALS = 4
@@ -396,7 +397,9 @@ def geojson_text(zones: gpd.GeoDataFrame) -> str:
 
 
 def not_digitised_records(report: Report) -> list[dict[str, Any]]:
-    """Zones the texts define but that could not be drawn, with their citation and reason.
+    """Zones the texts define but that could not be drawn, with their citation, dates,
+    rules (and the activities each governs), a user-facing reason and what to do in
+    Chinese and English, and the research note as ``method_note`` (for reports only).
 
     The lookup answers list these for the district a point lies in: "not inside any
     digitised zone" must never read as "not inside any zone".
@@ -409,13 +412,23 @@ def not_digitised_records(report: Report) -> list[dict[str, Any]]:
         data, recipe = built.entry.data, built.entry.recipe
         doc = recipe.documents.get(data.get("document"), {})
         district = {**recipe.district, **(data.get("district") or {})}
+        article = None if data.get("article") is None else str(data["article"])
+        issuer = data.get("issuer", doc.get("issuer"))
+        try:
+            texts = user_texts(built.entry.geometry_spec, {"issuer": issuer, "doc_no": doc.get("doc_no"),
+                                                           "article": article, "name_zh": data["name_zh"],
+                                                           "name_en": data["name_en"]})
+        except UndrawnReasonError as exc:
+            raise RecipeError(f"{built.entry.where()}: {exc}") from None
         out.append({
-            "zone_id": zid, "layer": data["layer"], "kind": data["kind"],
+            "zone_id": zid, "parent_id": data.get("parent"), "layer": data["layer"], "kind": data["kind"],
             "name_zh": data["name_zh"], "name_en": data["name_en"],
             "district_code": str(district["code"]), "district_name": district["name_zh"],
-            "source_doc_no": doc.get("doc_no"),
-            "source_article": None if data.get("article") is None else str(data["article"]),
-            "stated_area_km2": data.get("stated_area_km2"), "reason": built.reason,
+            "source_doc_no": doc.get("doc_no"), "source_article": article, "issuer": issuer,
+            "effective_from": data.get("effective_from", doc.get("effective_from")),
+            "effective_to": data.get("effective_to", doc.get("effective_to")),
+            "stated_area_km2": data.get("stated_area_km2"), "rules": data["rules"],
+            **texts, "method_note": built.reason,
         })
     return out
 

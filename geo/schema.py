@@ -48,7 +48,8 @@ LAYERS: dict[str, Layer] = {
               "集中式饮用水水源保护区及其分级", "Drinking-water source protection zones and their grades"),
         Layer("nature_reserve", "自然保护地", "Nature reserves and protected areas", "#238b45",
               "自然保护区核心区、缓冲区等", "Nature reserve core and buffer zones and other protected areas"),
-        Layer("eco_redline", "生态保护红线", "Ecological protection red line", "#cb181d",
+        # Magenta, not red: the ban zones are red, and the two often overlap.
+        Layer("eco_redline", "生态保护红线", "Ecological protection red line", "#c51b7d",
               "生态保护红线：面积不减少、功能不降低、性质不改变",
               "Ecological red line: area not reduced, function not degraded, nature not changed"),
         Layer("river_management", "河道管理范围", "River management ranges", "#41b6c4",
@@ -93,6 +94,8 @@ DATE_COLUMNS = ("issued_on", "effective_from", "effective_to")
 FLOAT_COLUMNS = ("stated_area_km2", "area_km2")
 TEXT_COLUMNS = tuple(c for c in ZONE_COLUMNS if c not in DATE_COLUMNS + FLOAT_COLUMNS + ("rules",))
 
+# What a rule does to an activity it governs (a rule's optional ``activities`` list).
+RULE_EFFECTS = ("prohibited", "restricted", "required", "permitted")
 ZONE_ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,79}$")
 ADCODE_RE = re.compile(r"^\d{6}$")
 POINT_LAYERS = frozenset({"monitoring_section"})
@@ -137,6 +140,12 @@ def _check_rules(rules: Any) -> str | None:
         for key in ("code", "text_zh", "text_en"):
             if _is_missing(rule.get(key)):
                 return f"item {i} lacks {key!r}"
+        # Optional: the activities the rule governs (geo.activities), {activity, effect, ...} each.
+        activities = rule.get("activities", [])
+        if not isinstance(activities, list) or not all(
+                isinstance(a, Mapping) and isinstance(a.get("activity"), str) and a.get("effect") in RULE_EFFECTS
+                for a in activities):
+            return f"item {i}: activities must be a list of {{activity, effect}} with effect one of {RULE_EFFECTS}"
     return None
 
 

@@ -23,9 +23,11 @@ import numpy as np
 import shapely
 from branca.element import MacroElement
 
+from geo.activities import catalogue
 from geo.schema import ACCURACY, ACCURACY_TEXT, LAYERS, POINT_LAYERS, zone_properties
 from maps.assets import RawHtml, localise, script_tag, style_tag, template_text
 from maps.context import DistrictContext, district_context
+from maps.overlays import district_shapes, neighbours, undrawn_by_district, zone_flags
 from maps.simplify import display_geometry
 
 LANGS = ("zh", "en")
@@ -69,15 +71,18 @@ def text(key: str, lang: str) -> str:
     return zh if lang == "zh" else en
 
 
-def zone_style(layer: str, accuracy: str) -> dict:
+def zone_style(layer: str, accuracy: str, whole_district: bool = False, shared_primary: bool = True) -> dict:
+    """Colour by layer, dashes by accuracy; administrative units, whole-district
+    designations and all but one of the zones sharing a geometry are outlines only, so the
+    zones with local restrictions stand out and fills never stack."""
     color = LAYERS[layer].color
-    admin = layer == "admin"
+    outline_only = layer == "admin" or whole_district or not shared_primary
     return {
         "color": color,
-        "weight": 1.5 if admin else 2,
+        "weight": 1.5 if outline_only else 2,
         "opacity": 0.9,
         "fillColor": color,
-        "fillOpacity": 0.0 if admin else (0.7 if layer in POINT_LAYERS else 0.15),
+        "fillOpacity": 0.0 if outline_only else (0.7 if layer in POINT_LAYERS else 0.15),
         "dashArray": DASH.get(accuracy),
     }
 
@@ -89,11 +94,12 @@ def layer_order(zones: gpd.GeoDataFrame) -> list[str]:
     return sorted(present, key=lambda layer: (-extent[layer], list(LAYERS).index(layer)))
 
 
-def _features(zones: gpd.GeoDataFrame) -> dict:
+def _features(zones: gpd.GeoDataFrame, flags: dict[str, dict] | None = None) -> dict:
     order = np.argsort(-shapely.area(zones.geometry.values), kind="stable")  # parents below children
     features = []
     for row, geom in zip(zones.iloc[order].to_dict("records"), zones.geometry.values[order], strict=True):
-        features.append({"type": "Feature", "id": row["zone_id"], "properties": zone_properties(row),
+        props = {**zone_properties(row), **(flags or {}).get(row["zone_id"], {})}
+        features.append({"type": "Feature", "id": row["zone_id"], "properties": props,
                          "geometry": shapely.geometry.mapping(geom)})
     return {"type": "FeatureCollection", "features": features}
 
@@ -165,19 +171,32 @@ def build_map(zones: gpd.GeoDataFrame, context: DistrictContext | None = None,
         folium.GeoJson(shapely.geometry.mapping(context.lines), style_function=lambda _f: outline,
                        interactive=False, className="zoning-districts", control=False).add_to(group)
         for label in context.labels:
-            name = label.name_zh if lang == "zh" else label.name_en
+            name = label.name_zh if lang == "zh" else label.name_en.removesuffix(" District")
             folium.Marker([label.lat, label.lon], interactive=False, icon=folium.DivIcon(
                 html=f'<span>{escape(name)}</span>', class_name="zoning-district-label", icon_size=(0, 0),
             )).add_to(group)
+        # Units outside Beijing that a zone reaches into (平蓟三), dashed: reference outlines only.
+        for unit in neighbours(zones):
+            folium.GeoJson(shapely.geometry.mapping(unit["geometry"]), interactive=False, control=False,
+                           className="zoning-neighbour",
+                           style_function=lambda _f: {"color": "#7a7a7a", "weight": 1, "dashArray": "6 4",
+                                                      "fill": False}).add_to(group)
+            name = unit["name_zh"] if lang == "zh" else unit["name_en"].split(" (")[0]
+            folium.Marker([unit["label"][1], unit["label"][0]], interactive=False, icon=folium.DivIcon(
+                html=f'<span>{escape(name)}</span>', class_name="zoning-district-label zoning-neighbour-label",
+                icon_size=(0, 0))).add_to(group)
         group.add_to(m)
 
     overlays: dict[str, folium.GeoJson] = {}
+    flags = zone_flags(zones)
     for layer in layer_order(zones):
         subset = zones[zones["layer"] == layer]
         geojson = folium.GeoJson(
-            _features(subset),
+            _features(subset, flags),
             name=_layer_label(layer, len(subset), lang),
-            style_function=lambda f: zone_style(f["properties"]["layer"], f["properties"]["accuracy"]),
+            style_function=lambda f: zone_style(f["properties"]["layer"], f["properties"]["accuracy"],
+                                                f["properties"].get("whole_district", False),
+                                                f["properties"].get("shared_primary", True)),
             highlight_function=lambda _f: {"weight": 4, "fillOpacity": 0.3},
             marker=folium.CircleMarker(radius=6, class_name=f"zoning-zone zoning-layer-{layer}")
             if layer in POINT_LAYERS else None,
@@ -216,9 +235,13 @@ def page_config(zones: gpd.GeoDataFrame, options: MapOptions) -> dict:
     if options.focus_zone is not None:
         focus = {"zone_id": options.focus_zone,
                  "bounds": _bounds(zones[zones["zone_id"] == options.focus_zone])}
+    undrawn = undrawn_by_district(zones)
     return {
         "lang": options.lang,
         "api": options.api_base,
+        "activities": [{"code": a["code"], "zh": a["name_zh"], "en": a["name_en"]} for a in catalogue().values()],
+        "undrawn": undrawn,                          # adcode -> activities an undrawn zone could govern
+        "hatch": district_shapes(sorted(undrawn)),   # their outlines, hatched "unknown" by the picker
         "data_version": options.data_version,
         "check_crs": list(CHECK_CRS),
         "layers": {k: {"zh": v.title_zh, "en": v.title_en, "color": v.color} for k, v in LAYERS.items()},
@@ -237,7 +260,20 @@ def _panel_html(zones: gpd.GeoDataFrame, options: MapOptions, has_districts: boo
         accuracies=[(a, ACCURACY_TEXT[a], DASH[a]) for a in accuracies],
         has_districts=has_districts, standalone=options.api_base is None,
         check_crs=CHECK_CRS, data_version=options.data_version, zone_count=len(zones),
+        activities=list(catalogue().values()), covered=_covered(zones, options.lang),
     )
+
+
+def _covered(zones: gpd.GeoDataFrame, lang: str) -> str:
+    """The Beijing districts the zones belong to, by name, for the coverage line."""
+    names = dict.fromkeys(n for n, c in zip(zones["district_name"], zones["district_code"], strict=True)
+                          if str(c).startswith("11"))
+    if lang == "en":
+        from maps.overlays import _base
+        base = _base()
+        english = {} if base is None else dict(zip(base["name_zh"], base["name_en"], strict=True))
+        return ", ".join(english.get(n, n).removesuffix(" District") for n in names)
+    return "、".join(names)
 
 
 def render_html(zones: gpd.GeoDataFrame, context: DistrictContext | None = None,

@@ -73,6 +73,21 @@ def new_store(request, tmp_path):
     raise AssertionError(f"unknown store backend {request.param}")
 
 
+def required_tool(name: str, package: str) -> str:
+    """The path of a command-line tool the test needs: skipped when it is missing, except in
+    CI (CI=true), where a missing tool is a failure."""
+    import os
+    import shutil
+
+    path = shutil.which(name)
+    if path is None:
+        message = f"{name} is not installed (Debian package {package})"
+        if os.environ.get("CI"):
+            pytest.fail(message + "; CI must provide it (.ci/run installs it)")
+        pytest.skip(message)
+    return path
+
+
 @pytest.fixture
 def shared_dir() -> Path:
     if not SHARED.exists():

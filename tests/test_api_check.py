@@ -32,13 +32,15 @@ def inside_ids(answer) -> list[str]:
 
 def test_check_answers_zone_rules_source_and_point_echo(sample_client):
     answer = check(sample_client, lon=116.05, lat=39.92, as_of="2022-01-01").json()
-    assert list(answer) == ["point", "as_of", "inside", "nearby", "not_digitised", "data_version", "disclaimer"]
+    assert list(answer) == ["point", "as_of", "coverage", "in_service_area", "district", "coverage_note", "inside",
+                            "nearby", "not_digitised", "data_version", "disclaimer"]
     assert answer["point"] == {"input": [116.05, 39.92], "crs": "wgs84", "wgs84": [116.05, 39.92]}
     assert answer["as_of"] == "2022-01-01"
     assert answer["data_version"].startswith("v1-")
     [zone] = answer["inside"]
-    assert set(zone) == {"zone_id", "layer", "kind", "name_zh", "name_en", "district_code", "rules", "source",
-                         "accuracy", "stated_area_km2", "area_km2", "distance_to_boundary_m"}
+    assert set(zone) == {"zone_id", "layer", "kind", "name", "name_zh", "name_en", "district_code", "rules", "source",
+                         "accuracy", "accuracy_text", "stated_area_km2", "area_km2", "distance_to_boundary_m"}
+    assert zone["name"] == zone["name_zh"] and zone["rules"][0]["text"] == zone["rules"][0]["text_zh"]
     assert zone["zone_id"] == "t-square" and zone["layer"] == "livestock_ban"
     assert zone["rules"][0]["text_zh"] == "禁止规模化畜禽养殖"
     assert zone["source"] == {"doc_no": "测试〔2020〕1号", "title": "测试文件", "article": "四(一)",
@@ -114,35 +116,63 @@ def test_disclaimer_of_an_official_zone_says_it_is_official():
 
 
 def test_an_empty_answer_does_not_claim_that_no_zone_applies(sample_client):
-    far = check(sample_client, lon=117.5, lat=41.0, as_of="2022-01-01").json()
+    far = check(sample_client, lon=115.6, lat=39.95, as_of="2022-01-01").json()  # 门头沟, away from the test zones
     assert far["inside"] == [] and "官方边界" not in far["disclaimer"].split("。")[0]
     assert "不在本服务已数字化的任何分区内" in far["disclaimer"]
-    en = check(sample_client, lon=117.5, lat=41.0, as_of="2022-01-01", lang="en").json()["disclaimer"]
+    en = check(sample_client, lon=115.6, lat=39.95, as_of="2022-01-01", lang="en").json()["disclaimer"]
     assert "not inside any zone this service has digitised" in en and "may still apply" in en
 
 
-def bundled_not_digitised(district_code: str) -> list[dict]:
+def test_outside_beijing_is_outside_the_service_area_not_an_empty_answer(sample_client):
+    far = check(sample_client, lon=117.5, lat=41.0, as_of="2022-01-01").json()  # 河北
+    assert far["coverage"] == "none" and far["in_service_area"] is False and far["district"] is None
+    assert "不在本服务范围内" in far["coverage_note"] and "不在本服务已数字化的任何分区内" not in far["disclaimer"]
+    en = check(sample_client, lon=117.5, lat=41.0, lang="en").json()
+    assert "outside the service area" in en["coverage_note"] and "holds no zones" in en["disclaimer"]
+
+
+def bundled_not_digitised(district_code: str, admin: bool = True) -> list[dict]:
     from geo.paths import BOUNDARIES_DIR
 
     entries = json.loads((BOUNDARIES_DIR / "not_digitised.json").read_text(encoding="utf-8"))
-    return [e for e in entries if e["district_code"] == district_code]
+    return [e for e in entries if e["district_code"] == district_code and (admin or e["layer"] != "admin")]
+
+
+def listed_ids(district_code: str, as_of: str | None = None) -> list[str]:
+    """Ids an answer without activity lists for a district: in force on ``as_of`` (default today), no
+    administrative units, grouped by layer."""
+    from api.dependencies import today
+    from geo.schema import LAYERS
+
+    day, order = as_of or today(), list(LAYERS)
+    entries = [e for e in bundled_not_digitised(district_code, admin=False)
+               if e["effective_from"] <= day and (e["effective_to"] is None or day < e["effective_to"])]
+    entries = sorted(entries,
+                     key=lambda e: (order.index(e["layer"]), e["zone_id"]))
+    return [e["zone_id"] for e in entries]
 
 
 def test_check_lists_zones_the_district_defines_but_could_not_draw(sample_client):
-    expected = bundled_not_digitised("110109")  # 116.05, 39.92 lies in 门头沟区
+    expected = listed_ids("110109")  # 116.05, 39.92 lies in 门头沟区
     assert expected, "the bundled data lists no undigitised 门头沟 zones"
     answer = check(sample_client, lon=116.05, lat=39.92).json()
-    assert answer["not_digitised"] == expected
-    assert all(e["reason"] for e in answer["not_digitised"])
-    assert f"另有{len(expected)}个文件规定的分区未能数字化" in answer["disclaimer"]
+    assert [e["zone_id"] for e in answer["not_digitised"]] == expected
+    by_id = {e["zone_id"]: e for e in bundled_not_digitised("110109")}
+    for entry in answer["not_digitised"]:  # user words in the answer's language, never the research note
+        assert entry["reason"] == by_id[entry["zone_id"]]["reason_zh"] and entry["what_to_do"]
+        assert "method_note" not in entry and entry["name"] == entry["name_zh"]
+    assert f"另有{len(expected)}个文件规定的分区未能绘制" in answer["disclaimer"]
     bans = check(sample_client, lon=116.05, lat=39.92, layers="livestock_ban", lang="en").json()
-    assert bans["not_digitised"] == [e for e in expected if e["layer"] == "livestock_ban"]
-    assert "could not be digitised" in bans["disclaimer"]
+    assert [e["zone_id"] for e in bans["not_digitised"]] == [
+        z for z in expected if by_id[z]["layer"] == "livestock_ban"]
+    assert all(e["reason"] == by_id[e["zone_id"]]["reason_en"] for e in bans["not_digitised"])
+    assert "could not be drawn" in bans["disclaimer"]
 
 
 def test_check_outside_the_four_districts_lists_nothing_undigitised(sample_client):
     answer = check(sample_client, lon=116.45, lat=39.92).json()  # 朝阳区
-    assert answer["not_digitised"] == [] and "未能数字化" not in answer["disclaimer"]
+    assert answer["not_digitised"] == [] and "未能绘制" not in answer["disclaimer"]
+    assert answer["coverage"] == "none" and "朝阳区" in answer["coverage_note"]
 
 
 def test_official_zones_of_a_layer_retire_its_undigitised_entries(sample_client, tmp_path, sample_zones):
@@ -152,9 +182,9 @@ def test_official_zones_of_a_layer_retire_its_undigitised_entries(sample_client,
     official["accuracy"] = "official"  # as after importing the district's official ban-zone file
     ZoneStore(tmp_path / "store" / "zones.gpkg").save(official, action="import")
     wait_for_data_version(sample_client, "v2-")
-    layers = {e["layer"] for e in check(sample_client, lon=116.05, lat=39.92).json()["not_digitised"]}
+    layers = {e["layer"] for e in check(sample_client, lon=116.05, lat=39.92, as_of="2020-06-01").json()["not_digitised"]}
     assert "livestock_ban" not in layers and "water_source" not in layers
-    assert layers == {e["layer"] for e in bundled_not_digitised("110109")} - {"livestock_ban", "water_source"}
+    assert layers == {e["layer"] for e in bundled_not_digitised("110109", admin=False)} - {"livestock_ban", "water_source"}
 
 
 @pytest.mark.parametrize(("params", "field", "message"), [
@@ -230,7 +260,8 @@ def test_batch_equals_single_answers_point_for_point(sample_client):
     body = batch.json()
     assert body["count"] == 60 and body["as_of"] == "2020-06-01" and body["crs"] == "wgs84"
     # the points lie in 门头沟 and 海淀: the batch lists those districts' undigitised zones once
-    assert body["not_digitised"] == bundled_not_digitised("110108") + bundled_not_digitised("110109")
+    assert sorted(e["zone_id"] for e in body["not_digitised"]) == sorted(listed_ids("110108", "2020-06-01")
+                                                                         + listed_ids("110109", "2020-06-01"))
     assert sum(bool(r["zone_ids"]) for r in body["results"]) > 10  # the sample covers many inside points
     for i, result in enumerate(body["results"]):
         single = check(sample_client, lon=lon[i], lat=lat[i], **params).json()
@@ -341,7 +372,7 @@ def test_site_half_inside_the_square_reports_geodesic_overlap_and_shares(sample_
     assert zone["share_of_site"] == pytest.approx(half_m2 / site_m2, abs=1e-6)
     assert zone["share_of_zone"] == pytest.approx(half_m2 / square_m2, abs=1e-6)
     assert "t-square" in answer["disclaimer"] and answer["data_version"].startswith("v1-")
-    assert answer["not_digitised"] == bundled_not_digitised("110109")
+    assert [e["zone_id"] for e in answer["not_digitised"]] == listed_ids("110109")
 
 
 def test_site_as_a_feature_in_gcj02_is_converted_before_overlaying(sample_client):
@@ -516,7 +547,7 @@ def test_cli_check_file_writes_one_row_per_point_like_the_batch_api(monkeypatch,
     code, stdout, _ = run_cli(monkeypatch, capsys, "check-file", str(source), "--out", str(out), "--as-of",
                               "2020-06-01", "--store", str(sample_store))
     assert code == 0 and "30 points" in stdout
-    assert "not digitised in these districts" in stdout and bundled_not_digitised("110109")[0]["zone_id"] in stdout
+    assert "not drawn in these districts" in stdout and bundled_not_digitised("110109")[0]["zone_id"] in stdout
     rows = list(csv.DictReader(io.StringIO(out.read_text(encoding="utf-8"))))
     batch = post_batch(sample_client, csv_body(lon, lat), as_of="2020-06-01").json()["results"]
     assert [r["id"] for r in rows] == [b["id"] for b in batch]

@@ -201,7 +201,7 @@ def _tiny_recipes(folder: Path, parent_digitised: bool) -> Path:
         "district": {"code": "110109", "name_zh": "门头沟区"},
         "documents": {"d": {"doc_no": "测试〔2020〕1号", "title": "测试", "issuer": "测试机关",
                             "issued_on": "2020-01-01", "effective_from": "2020-01-01"}},
-        "rules": {"r": {"text_zh": "测试规则", "text_en": "test rule"}},
+        "rules": {"r": {"text_zh": "测试规则", "text_en": "test rule", "governs": "none"}},
         "zones": [
             {"id": "t-parent", "layer": "livestock_ban", "kind": "test", "name_zh": "父", "name_en": "parent",
              "document": "d", "rules": ["r"], "accuracy": "approximate", "geometry": parent_geom},

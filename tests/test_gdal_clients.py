@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -26,20 +25,14 @@ import shapely
 from geo import schema
 from geo.paths import BUNDLED_ZONES
 from geo.store import ZoneStore
-from tests.conftest import REPO, make_zone
+from tests.conftest import REPO, make_zone, required_tool
 from tests.test_export import LONG_NOTE, RULES, assert_same_zones, normalise
 
 pytestmark = pytest.mark.gdal
 
 
 def gdal_tool(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        message = f"{name} is not installed (Debian package gdal-bin)"
-        if os.environ.get("CI"):
-            pytest.fail(message + "; CI must provide it (.ci/run installs it)")
-        pytest.skip(message)
-    return path
+    return required_tool(name, "gdal-bin")
 
 
 def run(*args: str) -> str:

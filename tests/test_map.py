@@ -70,7 +70,7 @@ def test_served_page_loads_scripts_and_styles_from_our_own_static_route(sample_c
     assert any(u.endswith("leaflet.js") for u in urls)
     for url in urls:
         assert not url.startswith(("http:", "https:", "//")), f"page loads {url} from the internet"
-        if url.startswith("data:"):
+        if url.startswith(("data:", "#")):  # inline data, or a same-page reference (an SVG pattern): no fetch
             continue
         assert url.startswith("static/vendor/"), url
         asset = sample_client.get("/" + url)
@@ -254,3 +254,16 @@ def test_panel_script_has_every_ui_text_in_both_languages():
     assert zh_keys == en_keys and len(zh_keys) > 40
     used = set(re.findall(r"\bt\(\"(\w+)\"\)", js)) | set(re.findall(r"row\(\"(\w+)\"", js))
     assert used <= zh_keys, used - zh_keys
+
+
+def test_ban_zones_and_red_lines_have_clearly_different_colours():
+    import colorsys
+
+    def hue(colour: str) -> float:
+        r, g, b = (int(colour[i:i + 2], 16) / 255 for i in (1, 3, 5))
+        return colorsys.rgb_to_hsv(r, g, b)[0] * 360
+
+    from geo.schema import LAYERS
+
+    a, b = hue(LAYERS["livestock_ban"].color), hue(LAYERS["eco_redline"].color)
+    assert min(abs(a - b), 360 - abs(a - b)) >= 30  # red vs magenta, not two near-identical reds

@@ -160,15 +160,17 @@ def test_clicking_inside_the_yongding_source_zone_shows_it_in_the_panel(page, se
     page.assert_clean()
 
 
-@pytest.mark.parametrize(("lang", "message"), [("zh", "不在任何分区内"), ("en", "Not inside any zone")])
-def test_clicking_far_from_every_zone_says_not_inside_any_zone(page, server, bundled_zones, lang, message):
-    lon, lat = 116.60, 39.62  # 大兴/通州 border country, south-east of every bundled zone
+@pytest.mark.parametrize(("lang", "message"), [("zh", "不在本服务范围内"), ("en", "outside the service area")])
+def test_clicking_far_from_every_zone_says_the_service_has_no_data_there(page, server, bundled_zones, lang, message):
+    lon, lat = 116.60, 39.62  # 大兴/通州 border country (just over the line in 河北), south-east of every zone
     assert not shapely.intersects(bundled_zones.geometry.values, shapely.Point(lon, lat).buffer(0.05)).any()
     p = page.open(f"{server}/map?lang={lang}")
     click_at(p, lon, lat, zoom=12)
     result = wait_result(p)
     assert result_zone_ids(p) == []
-    assert message in result.locator(".zp-none").inner_text()
+    # not "in no zone": the service holds nothing for this district, and says so
+    assert message in result.locator(".zp-coverage-none").inner_text()
+    assert result.locator(".zp-none").count() == 0
     page.assert_clean()
 
 
@@ -228,7 +230,7 @@ def test_searching_a_zone_by_name_opens_its_popup_with_the_legal_details(page, s
         assert value in text
     assert "近似边界" in text  # accuracy in words, not a code
     # The parent zone is a link that opens the parent's popup.
-    popup.locator(f"a[data-zone='{zone['parent_id']}']").click()
+    popup.locator(f"td a[data-zone='{zone['parent_id']}']").click()  # the parent link, not the shared-shape list
     p.wait_for_selector(f".leaflet-popup-content .zp-popup[data-zone-id='{zone['parent_id']}']", timeout=10_000)
     page.assert_clean()
 
@@ -261,3 +263,124 @@ def test_static_export_opens_from_disk_with_the_network_blocked(browser, bundled
     finally:
         recorder.context.close()
 
+
+
+# ---------------------------------------------------------------- what matters: activities, coverage, legibility
+
+PIG = "livestock_scale_farm_new"
+
+
+def pick_activity(p, code: str) -> None:
+    p.select_option("#zp-activity", code)
+    p.wait_for_function("(code) => !code || document.querySelectorAll('path[data-effect]').length > 0", arg=code)
+
+
+def effect_of(p, zone_id: str) -> str | None:
+    return p.get_attribute(f'path[data-zone-id="{zone_id}"]', "data-effect")
+
+
+def test_activity_picker_shades_prohibited_zones_and_hatches_districts_with_undrawn_ones(page, server):
+    p = page.open(f"{server}/map")
+    pick_activity(p, PIG)
+    assert effect_of(p, "mtg-jyq-ydh") == "prohibited"  # 门政发〔2020〕9号
+    assert effect_of(p, "hd-livestock-no-new-scale-farms") == "prohibited"  # 海政办发〔2017〕33号, all of 海淀
+    assert effect_of(p, "mtg-yl-1") == ""  # elder-care zones say nothing about farms
+    fill = p.evaluate("() => getComputedStyle(document.querySelector('path[data-zone-id=\"mtg-jyq-ydh\"]')).fill")
+    assert fill == "rgb(178, 24, 43)"
+    # 门头沟, 平谷 and 海淀 have ban-zone parts that are not drawn: hatched "unknown"
+    hatched = p.locator("path.zoning-unknown")
+    assert hatched.count() == 3
+    assert all(h == "url(#zoning-hatch)" for h in hatched.evaluate_all("ps => ps.map(p => p.getAttribute('fill'))"))
+    assert p.locator("#zp-map-legend-activity").is_visible()
+    ARTIFACTS.mkdir(exist_ok=True)
+    p.screenshot(path=str(ARTIFACTS / "map-activity-pig-farm.png"))
+    pick_activity(p, "parking")  # only the 永定河 notice rules on parking, and every zone it names is drawn
+    assert effect_of(p, "mtg-ydh-hdgl") == "prohibited" and effect_of(p, "hd-livestock-no-new-scale-farms") == ""
+    assert p.locator("path.zoning-unknown").count() == 0
+    page.assert_clean()
+
+
+def test_a_click_with_an_activity_shows_the_verdict_before_the_rules(page, server, bundled_zones):
+    zone = yongding_source_zone(bundled_zones)
+    lon, lat = interior_point(zone.geometry)
+    p = page.open(f"{server}/map")
+    pick_activity(p, PIG)
+    click_at(p, lon, lat)
+    result = wait_result(p)
+    first = result.locator(":scope > *").first
+    assert "zp-verdicts" in first.get_attribute("class")
+    verdict = result.locator(".zp-verdict").first
+    assert verdict.get_attribute("data-verdict") == "prohibited"
+    assert "门政发〔2020〕9号" in verdict.inner_text() and "禁止" in verdict.inner_text()
+    # rules second: the zone cards come after the verdict
+    assert result.locator(".zp-verdicts ~ .zp-card").count() >= 1
+    p.screenshot(path=str(ARTIFACTS / "map-verdict-first.png"))
+    page.assert_clean()
+
+
+def test_a_point_in_dongcheng_says_the_service_has_no_data_for_it(page, server):
+    p = page.open(f"{server}/map")
+    p.fill("#zp-lon", "116.397")
+    p.fill("#zp-lat", "39.909")
+    p.click("#zp-locate-go")
+    result = wait_result(p)
+    assert "本服务没有东城区的任何分区数据" in result.locator(".zp-coverage-none").inner_text()
+    assert result.locator(".zp-none").count() == 0
+    page.assert_clean()
+
+
+OVERLAPS = """() => {
+  const boxes = [...document.querySelectorAll('.zoning-district-label span')]
+    .filter(s => getComputedStyle(s).visibility !== 'hidden' && s.offsetParent !== null)
+    .map(s => { const r = s.getBoundingClientRect(); return [s.textContent, r.left, r.top, r.right, r.bottom]; });
+  const clashes = [];
+  for (let i = 0; i < boxes.length; i++) for (let j = i + 1; j < boxes.length; j++) {
+    const a = boxes[i], b = boxes[j];
+    if (a[1] < b[3] && b[1] < a[3] && a[2] < b[4] && b[2] < a[4]) clashes.push(a[0] + ' / ' + b[0]);
+  }
+  return {shown: boxes.map(b => b[0]), clashes};
+}"""
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_district_labels_do_not_overlap_at_any_zoom(page, server, lang):
+    p = page.open(f"{server}/map?lang={lang}")
+    for zoom in (8, 9, 10, 11, 12):
+        p.evaluate("(z) => ZoningMap.map.setView([39.93, 116.35], z, {animate: false})", zoom)
+        p.evaluate("() => ZoningMap.declutter()")
+        boxes = p.evaluate(OVERLAPS)
+        assert boxes["clashes"] == [], f"zoom {zoom}: {boxes['clashes']}"
+        assert len(boxes["shown"]) >= 5, f"zoom {zoom}: only {boxes['shown']}"
+    # close in, both small central districts get their label
+    assert {"东城区", "西城区"} <= set(boxes["shown"]) if lang == "zh" else {"Dongcheng", "Xicheng"} <= set(boxes["shown"])
+    p.screenshot(path=str(ARTIFACTS / f"map-labels-{lang}.png"))
+    page.assert_clean()
+
+
+def test_accuracy_legend_is_visible_without_scrolling_at_1400_by_900(page, server):
+    p = page.open(f"{server}/map")
+    assert p.viewport_size == {"width": 1400, "height": 900}
+    for row in p.locator("#zp-map-legend [data-accuracy]").all():
+        box = row.bounding_box()
+        assert box and box["y"] >= 0 and box["y"] + box["height"] <= 900 and box["x"] + box["width"] <= 1400
+    assert p.locator("#zp-map-legend [data-accuracy]").count() == 4
+    page.assert_clean()
+
+
+def test_whole_district_designations_are_outlines_and_shared_shapes_list_each_other(page, server):
+    p = page.open(f"{server}/map")
+    for zone_id in ("hd-zgc-science-city", "pg-capital-east-eco-zone", "mtg-xzq-stbh"):
+        assert p.get_attribute(f'path[data-zone-id="{zone_id}"]', "fill-opacity") == "0", zone_id
+    # the five 门头沟 zones drawn with the 永定河 corridor's geometry: one fill, one popup naming all
+    five = ["mtg-jyq", "mtg-jyq-ws", "mtg-jyq-ydh", "mtg-sthx", "mtg-ydh-sxgc"]
+    fills = [p.get_attribute(f'path[data-zone-id="{z}"]', "fill-opacity") for z in five]
+    assert sum(f != "0" for f in fills) == 1, fills
+    p.evaluate("() => ZoningMap.focusZone('mtg-jyq-ydh')")
+    popup = p.locator(".leaflet-popup .zp-popup")
+    popup.wait_for()
+    listed = popup.locator(".zp-shared [data-zone]").evaluate_all("as => as.map(a => a.dataset.zone)")
+    assert sorted(listed) == sorted(set(five) - {"mtg-jyq-ydh"})
+    # 平蓟三 reaches into Tianjin and Hebei: those units are outlined, dashed, with their names
+    assert p.locator("path.zoning-neighbour").count() == 4
+    assert "三河市" in p.locator(".zoning-neighbour-label").all_inner_texts()
+    page.assert_clean()

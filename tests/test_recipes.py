@@ -17,7 +17,7 @@ import yaml
 from pyproj import Geod
 
 from geo import crs as geocrs
-from geo import recipes
+from geo import recipe_context
 from geo.recipes import BaseLayers, BuildContext, RecipeError, build_order, load_recipe, load_recipes
 
 GEOD = Geod(ellps="GRS80")
@@ -74,7 +74,7 @@ def write_recipe(folder: Path, zones: list[dict], name: str = "t.yaml", **sectio
         "district": {"code": "990001", "name_zh": "甲区", "name_en": "Test district"},
         "documents": {"d": {"doc_no": "测试〔2020〕1号", "title": "测试文件", "issuer": "测试机关",
                             "issued_on": "2020-02-25", "effective_from": "2020-02-25"}},
-        "rules": {"r": {"text_zh": "禁止规模化畜禽养殖", "text_en": "No scale livestock farms"}},
+        "rules": {"r": {"text_zh": "禁止规模化畜禽养殖", "text_en": "No scale livestock farms", "governs": "none"}},
         "places": PLACES,
         "zones": zones,
         **sections,
@@ -266,8 +266,8 @@ def test_buffer_line_by_name_needs_a_named_base_river(tmp_path, base):
 
 def test_partition_cells_cover_the_area_without_overlap_and_meet_cited_areas(tmp_path, base, monkeypatch):
     calls = []
-    real = recipes.build_partition
-    monkeypatch.setattr(recipes, "build_partition", lambda *a: calls.append(1) or real(*a))
+    real = recipe_context.build_partition
+    monkeypatch.setattr(recipe_context, "build_partition", lambda *a: calls.append(1) or real(*a))
     partitions = {"p": {"of": {"op": "admin", "adcode": "990001"},
                         "seeds": {"w": "west", "e": "east", "n": ["north", "centre"], "s": "south"},
                         "target_areas_km2": {"w": 150.0, "s": 90.0}}}

@@ -82,6 +82,8 @@ def _lookup_options(crs: str, as_of: str | None, layers: str | None):
 CRS_OPTION_HELP = "Input coordinates: wgs84 (default), cgcs2000, gcj02 (Amap/Tencent), bd09 (Baidu) or EPSG:n."
 AS_OF_OPTION_HELP = "Date the rules apply on (YYYY-MM-DD); default today in Beijing."
 LAYERS_OPTION_HELP = "Only these layers, comma-separated (default: all)."
+ACTIVITY_OPTION_HELP = ("Activity code(s) to decide (repeat or comma-separate; `GET /v1/activities` lists them), "
+                        "e.g. livestock_scale_farm_new.")
 
 
 @app.command()
@@ -94,19 +96,23 @@ def check(
     layers: str | None = typer.Option(None, "--layers", help=LAYERS_OPTION_HELP),
     lang: str = typer.Option("zh", "--lang", help="Language of names, rules and the disclaimer: zh or en."),
     as_json: bool = typer.Option(False, "--json", help="Print the answer as JSON, exactly as GET /v1/check."),
+    activity: list[str] | None = typer.Option(None, "--activity", help=ACTIVITY_OPTION_HELP),
     store: Path | None = store_option(),
 ) -> None:
-    """Which zones cover a point: rules, source document, distance to the boundary (same as GET /v1/check)."""
+    """Which zones cover a point: rules, source document, distance to the boundary (same as GET /v1/check);
+    with --activity, first the verdict: may this be done here?"""
     from api import answers
-    from api.dependencies import coordinate_errors, parse_lang_field, parse_near_field
+    from api.dependencies import coordinate_errors, parse_activity_field, parse_lang_field, parse_near_field
     from geo.catalog import ZoneCatalog
     from geo.crs import CoordinateError
 
     crs, as_of, layer_list = _lookup_options(crs, as_of, layers)
     lang, near = parse_lang_field(lang, "--lang", "option"), parse_near_field(near, "--near", "option")
+    activities = parse_activity_field(activity, "--activity", "option")
     snap = ZoneCatalog(resolve_store(store)).snapshot()
     try:
-        answer = answers.check_answer(snap, lon, lat, crs=crs, as_of=as_of, layers=layer_list, near_m=near, lang=lang)
+        answer = answers.check_answer(snap, lon, lat, crs=crs, as_of=as_of, layers=layer_list, near_m=near, lang=lang,
+                                      activities=activities)
     except CoordinateError as exc:
         problems = dict.fromkeys(e.message for e in coordinate_errors(exc, lon, lat, crs))
         raise UserError("; ".join(problems)) from None
@@ -119,6 +125,8 @@ def check(
                   highlight=False)
     name = "name_zh" if lang == "zh" else "name_en"
     text = "text_zh" if lang == "zh" else "text_en"
+    _print_verdicts(answer.get("verdicts") or [])
+    console.print(answer["coverage_note"], highlight=False)
     for key, title in (("inside", "所在分区 inside"), ("nearby", f"{near:g} m 内的其他分区 nearby")):
         if not answer[key]:
             console.print(f"{title}: —", highlight=False)
@@ -137,75 +145,142 @@ def check(
         for rule in zone["rules"]:
             console.print(f"  {zone['zone_id']}: {rule[text]}", highlight=False)
     if answer["not_digitised"]:
-        console.print(f"未数字化 not digitised ({len(answer['not_digitised'])}): "
-                      + "; ".join(f"{z[name]} ({z['zone_id']})" for z in answer["not_digitised"]), highlight=False)
+        console.print(f"未绘制的分区 zones not drawn ({len(answer['not_digitised'])}):", highlight=False)
+        for z in answer["not_digitised"]:
+            console.print(f"  [{z['layer_title']}] {z['name']} ({z['zone_id']}): {z['reason']} {z['what_to_do']}",
+                          highlight=False)
     console.print(answer["disclaimer"], style="dim", highlight=False)
+
+
+VERDICT_STYLE = {"prohibited": "bold red", "restricted": "bold yellow", "unknown": "bold magenta",
+                 "no_rule_found": "bold"}
+
+
+def _print_verdicts(verdicts: list[dict]) -> None:
+    """Verdicts first: the word, the summary, the deciding rules, the zones not drawn."""
+    for v in verdicts:
+        console.print(f"[{VERDICT_STYLE[v['verdict']]}]{v['verdict']}[/] {v['summary']}", highlight=False)
+        for d in v["deciding"]:
+            cond = f" — {d['condition']}" if d["condition"] else ""
+            console.print(f"  {d['effect']}: {d['name']} ({d['zone_id']}), {d['source']['doc_no'] or ''} "
+                          f"{d['source']['article'] or ''}, {d['rule_code']}: “{d['quote_zh']}”{cond}", highlight=False)
+        for u in v["undrawn"]:
+            parts = f" ({'、'.join(u['parts'])})" if u["parts"] else ""
+            console.print(f"  ? {u['name']}{parts}: {u['reason']} {u['what_to_do']}", highlight=False)
+
+
+POINT_SUFFIXES = {".csv": "csv", ".txt": "csv", ".geojson": "json", ".json": "json", ".arrow": "arrow",
+                  ".arrows": "arrow", ".parquet": "parquet", ".geoparquet": "parquet"}
 
 
 @app.command("check-file")
 def check_file(
-    in_file: Path = typer.Argument(..., help="CSV with a header lon,lat[,id] (or x,y), or a GeoJSON "
-                                             "FeatureCollection of points."),
-    out: Path = typer.Option(..., "--out", "-o", help="Output CSV (written atomically)."),
-    crs: str = typer.Option("wgs84", "--crs", help=CRS_OPTION_HELP),
+    in_file: Path = typer.Argument(..., help="Points: CSV with a header lon,lat[,id] (or x,y; UTF-8 or GBK), a "
+                                             "GeoJSON FeatureCollection of points, Arrow IPC (.arrow) or "
+                                             "(Geo)Parquet (.parquet). With --sites: parcels (polygons)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output .csv, .arrow or .parquet (written atomically)."),
+    crs: str | None = typer.Option(None, "--crs", help=CRS_OPTION_HELP + " Parcels: default the file's CRS."),
     as_of: str | None = typer.Option(None, "--as-of", help=AS_OF_OPTION_HELP),
     layers: str | None = typer.Option(None, "--layers", help=LAYERS_OPTION_HELP),
+    distances: bool = typer.Option(False, "--distances", help="Add distances_m: metres to each zone's boundary."),
+    encoding: str | None = typer.Option(None, "--encoding", help="CSV encoding (default: UTF-8, else GB18030/GBK)."),
+    sites: bool = typer.Option(False, "--sites", help="The file holds parcels (polygons): one row per (parcel, "
+                                                      "zone) with overlap areas, as POST /v1/check/sites."),
+    activity: list[str] | None = typer.Option(None, "--activity", help=ACTIVITY_OPTION_HELP + " Adds a column "
+                                                "verdict_<code> per activity."),
     store: Path | None = store_option(),
 ) -> None:
     """Look up every point of a file (same rules as POST /v1/check/batch); one output row per point."""
-    import csv
-    import os
-    import tempfile
+    if not in_file.exists():
+        raise UserError(f"{in_file} does not exist")
+    from api.dependencies import parse_activity_field
 
+    crs_name, as_of, layer_list = _lookup_options(crs or "wgs84", as_of, layers)
+    activities = parse_activity_field(activity, "--activity", "option")
+    if sites:
+        from api.cli.sites import check_parcels_file
+
+        check_parcels_file(in_file, out, crs=crs and crs_name, as_of=as_of, layers=layer_list, encoding=encoding,
+                           activities=activities, store=store)
+        return
+    _check_points_file(in_file, out, crs=crs_name, as_of=as_of, layers=layer_list, distances=distances,
+                       encoding=encoding, activities=activities, store=store)
+
+
+def _check_points_file(in_file: Path, out: Path, *, crs: str, as_of: str, layers: list[str] | None,
+                       distances: bool, encoding: str | None, activities: list[str] | None,
+                       store: Path | None) -> None:
     import numpy as np
+    import pyarrow as pa
+    import pyarrow.ipc as ipc
+    import pyarrow.parquet as pq
     from rich.progress import Progress
 
     from api import answers
-    from api.dependencies import read_points, row_error
+    from api.batch import (
+        answer_table,
+        coordinate_error,
+        point_verdicts,
+        read_batch_points,
+        with_verdict_columns,
+    )
+    from api.dependencies import InputError
+    from geo import batch as gbatch
+    from geo.atomic import atomic_path
     from geo.catalog import ZoneCatalog
     from geo.crs import CoordinateError
 
-    if not in_file.exists():
-        raise UserError(f"{in_file} does not exist")
-    crs, as_of, layer_list = _lookup_options(crs, as_of, layers)
-    kind = {".csv": "text/csv", ".geojson": "application/geo+json", ".json": "application/json"}
-    points = read_points(in_file.read_bytes(), kind.get(in_file.suffix.lower(), ""))
-    snap = ZoneCatalog(resolve_store(store)).snapshot()
-    zone_ids = snap.zones["zone_id"].to_numpy()
-    zone_layers = snap.zones["layer"].to_numpy()
-    step = 10_000
-    fd, tmp = tempfile.mkstemp(dir=out.resolve().parent, prefix=f".{out.name}.", suffix=".tmp")
-    inside_total, missing = 0, {}
+    out_kind = POINT_SUFFIXES.get(out.suffix.lower(), "csv")
+    if out_kind == "json":
+        raise UserError(f"{out.name}: write .csv, .arrow or .parquet")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f, Progress(console=err_console) as progress:
-            writer = csv.writer(f, lineterminator="\n")
-            writer.writerow(["id", "x", "y", "crs", "lon_wgs84", "lat_wgs84", "as_of", "zone_count", "zone_ids",
-                             "layers", "data_version"])
-            task = progress.add_task(f"{in_file.name}", total=len(points.ids))
-            for start in range(0, len(points.ids), step):
-                stop = min(start + step, len(points.ids))
-                try:
-                    found = answers.look_up(snap, points.x[start:stop], points.y[start:stop], crs=crs, as_of=as_of,
-                                            layers=layer_list, near_m=0, distances=False)
-                except CoordinateError as exc:
-                    exc.index = start + (exc.index or 0)
-                    raise row_error(points, exc) from None
-                for entry in answers.not_digitised(snap, lon=found.lon, lat=found.lat, layers=layer_list):
-                    missing.setdefault(entry["zone_id"], entry)
-                for k, zones in enumerate(found.hits.by_point()):
-                    i = start + k
-                    inside_total += bool(zones.size)
-                    writer.writerow([points.ids[i], repr(float(points.x[i])), repr(float(points.y[i])), crs,
-                                     f"{found.lon[k]:.7f}", f"{found.lat[k]:.7f}", as_of, zones.size,
-                                     ";".join(zone_ids[zones]), ";".join(dict.fromkeys(zone_layers[zones])),
-                                     snap.data_version])
-                progress.advance(task, stop - start)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    console.print(f"{len(points.ids)} points, {inside_total} inside at least one zone "
-                  f"({np.round(100 * inside_total / max(len(points.ids), 1), 1)} %); wrote {out}", highlight=False)
-    if missing:
-        console.print(f"未数字化 not digitised in these districts ({len(missing)}), so no answer for them: "
-                      + "; ".join(f"{z['name_zh']} ({z['zone_id']})" for z in missing.values()), highlight=False)
+        points = read_batch_points(in_file.read_bytes(), POINT_SUFFIXES.get(in_file.suffix.lower(), "csv"),
+                                   encoding=encoding, option="--encoding")
+    except InputError as exc:
+        raise UserError(f"{in_file.name}: {exc.message}") from None
+    snap = ZoneCatalog(resolve_store(store)).snapshot()
+    step = 250_000
+    tables, missing = [], {}
+    with Progress(console=err_console) as progress:
+        task = progress.add_task(in_file.name, total=len(points))
+        for start in range(0, len(points), step):
+            part = gbatch.PointColumns(points.ids[start:start + step], points.x[start:start + step],
+                                       points.y[start:start + step], points.unit, points.first + start,
+                                       None if points.rows is None else points.rows[start:start + step], points.crs)
+            try:
+                found = answers.look_up(snap, part.x, part.y, crs=points.crs or crs, as_of=as_of, layers=layers,
+                                        near_m=0, distances=distances)
+            except CoordinateError as exc:
+                raise UserError(f"{in_file.name}: {coordinate_error(part, exc).message}") from None
+            for entry in answers.not_digitised(snap, lon=found.lon, lat=found.lat, layers=layers):
+                missing.setdefault(entry["zone_id"], entry)
+            verdicts = point_verdicts(snap, part, found, activities, points.crs or crs, as_of, layers)
+            tables.append(with_verdict_columns(answer_table(snap, part, found, distances=distances, full=True),
+                                               verdicts))
+            progress.advance(task, len(part))
+    n = len(points)
+    table = pa.concat_tables(tables)
+    constants = {"crs": points.crs or crs, "as_of": as_of, "data_version": snap.data_version}
+    for position, (name, value) in zip((3, 6, table.num_columns + 2), constants.items(), strict=True):
+        # one dictionary entry repeated: a million-row column of Python strings costs seconds
+        table = table.add_column(position, name, pa.DictionaryArray.from_arrays(
+            pa.array(np.zeros(n, np.int8)), pa.array([value])))
+    with atomic_path(out) as tmp:
+        if out_kind == "csv":
+            with open(tmp, "wb") as f:
+                for chunk in gbatch.iter_csv(table):
+                    f.write(chunk)
+        elif out_kind == "arrow":
+            with pa.OSFile(str(tmp), "wb") as f, ipc.new_stream(f, table.schema) as writer:
+                writer.write_table(table)
+        else:
+            lon, lat = table.column("lon_wgs84").to_numpy(), table.column("lat_wgs84").to_numpy()
+            table = table.append_column("geometry", gbatch.point_wkb(lon, lat))
+            pq.write_table(table.replace_schema_metadata(gbatch.geoparquet_metadata()), tmp)
+    inside = int(np.count_nonzero(table.column("zone_count").to_numpy()))
+    console.print(f"{n} points, {inside} inside at least one zone ({np.round(100 * inside / max(n, 1), 1)} %); "
+                  f"wrote {out}", highlight=False)
+    shown = answers.relevant_undrawn(missing.values(), "zh", as_of, activities)
+    if shown:
+        console.print(f"未绘制的分区 not drawn in these districts ({len(shown)}), so no answer for them: "
+                      + "; ".join(f"{z['name_zh']} ({z['zone_id']})" for z in shown), highlight=False)

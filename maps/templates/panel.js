@@ -20,7 +20,11 @@
       inForce: "现行有效", area: "面积", stated: "文件所述", computed: "计算", accuracy: "边界精度",
       method: "方法", parent: "上级分区", rules: "管控规定", notes: "备注", dataVersion: "数据版本",
       noMatch: "没有匹配的分区", km2: "平方公里", distance: "距离", id: "编号", link: "链接", sep: "；",
-      notDigitised: "本区另有未能绘制的分区（无法判断是否位于其中）"
+      notDigitised: "本区另有未能绘制的分区（无法判断是否位于其中）",
+      verdicts: "能否在此进行", prohibited: "禁止", restricted: "有条件限制", unknown: "无法判断",
+      no_rule_found: "未发现规定（不等于允许）", atLeast: "至少", deciding: "依据", undrawn: "未绘制、可能作出规定的分区",
+      sharedWith: "同一范围的其他分区", nearBoundary: "距近似边界较近", whatToDo: "怎么办",
+      legendActivity: "所选活动", legendUnknown: "所在区有未绘制的分区可能作出规定"
     },
     en: {
       loading: "Checking…", inside: "Inside these zones", none: "Not inside any zone",
@@ -34,7 +38,12 @@
       inForce: "in force", area: "Area", stated: "stated", computed: "computed", accuracy: "Accuracy",
       method: "Method", parent: "Parent zone", rules: "Rules", notes: "Notes", dataVersion: "data version",
       noMatch: "No matching zone", km2: "km²", distance: "distance", id: "Zone id", link: "link", sep: "; ",
-      notDigitised: "Zones of this district that could not be drawn (no answer for them)"
+      notDigitised: "Zones of this district that could not be drawn (no answer for them)",
+      verdicts: "May this be done here?", prohibited: "Prohibited", restricted: "Restricted", unknown: "Unknown",
+      no_rule_found: "No rule found (not a permission)", atLeast: "at least", deciding: "Under",
+      undrawn: "Zones not drawn that could rule on it", sharedWith: "Other zones with the same extent",
+      nearBoundary: "near an approximate boundary", whatToDo: "What to do",
+      legendActivity: "Selected activity", legendUnknown: "District with undrawn zones that could rule on it"
     }
   };
 
@@ -55,7 +64,8 @@
     e.toolbar.buttons = { edit: "编辑地块", editDisabled: "没有可编辑的地块", remove: "删除地块", removeDisabled: "没有可删除的地块" };
   }
 
-  var S = { map: null, cfg: null, overlays: {}, byId: {}, entries: [], marker: null, seq: 0, tool: false };
+  var S = { map: null, cfg: null, overlays: {}, byId: {}, entries: [], marker: null, seq: 0, tool: false,
+            activity: null, hatch: null, last: null };
 
   function t(key) { return (T[S.cfg.lang] || T.zh)[key] || key; }
   function esc(value) {
@@ -107,6 +117,11 @@
       parent = "<a data-zone=\"" + esc(p.parent_id) + "\">" + esc(pe ? pe.props.name_zh : p.parent_id) + "</a>";
     }
     var rules = (p.rules || []).map(function (r) { return "<li>" + ruleText(r) + "</li>"; }).join("");
+    var shared = (p.shared_with || []).map(function (id) {
+      var other = S.byId[id];
+      return "<li><a data-zone=\"" + esc(id) + "\">" + esc(other ? zoneName(other.props) : id) + "</a>" +
+        (other ? " <span class=\"zp-sub\">" + esc(layerTitle(other.props.layer)) + "</span>" : "") + "</li>";
+    }).join("");
     return "<div class=\"zp-popup\" data-zone-id=\"" + esc(p.zone_id) + "\"><h3>" + esc(p.name_zh) + "</h3>" +
       (has(p.name_en) ? "<div class=\"zp-sub\">" + esc(p.name_en) + "</div>" : "") +
       "<table class=\"zp-table\">" +
@@ -123,8 +138,10 @@
       row("method", esc(p.method)) +
       row("parent", parent) +
       row("notes", esc(p.notes)) +
-      "</table>" + (rules ? "<b>" + esc(t("rules")) + "</b><ul>" + rules + "</ul>" : "") + "</div>";
+      "</table>" + (rules ? "<b>" + esc(t("rules")) + "</b><ul>" + rules + "</ul>" : "") +
+      (shared ? "<b>" + esc(t("sharedWith")) + "</b><ul class=\"zp-shared\">" + shared + "</ul>" : "") + "</div>";
   }
+  function zoneName(p) { return S.cfg.lang === "en" && has(p.name_en) ? p.name_en : p.name_zh; }
 
   function tooltipHtml(p) {
     return names(p) + "<br><span class=\"zp-tt-layer\">" + esc(layerTitle(p.layer)) + "</span>";
@@ -166,26 +183,57 @@
     return has(body.disclaimer) ? "<p class=\"zp-disclaimer\">" + esc(body.disclaimer) + "</p>" : "";
   }
 
+  function verdictHtml(verdicts) {
+    if (!verdicts || !verdicts.length) return "";
+    return "<div class=\"zp-verdicts\"><h2>" + esc(t("verdicts")) + "</h2>" + verdicts.map(function (v) {
+      var deciding = (v.deciding || []).map(function (d) {
+        return "<li>" + esc(t(d.effect === "required" ? "restricted" : d.effect)) + " · " + esc(d.name) + " · " +
+          esc([d.source.doc_no, d.source.article].filter(has).join(" ")) + "<br><span class=\"zp-sub\">“" +
+          esc(d.quote_zh) + "”" + (has(d.condition) ? " — " + esc(d.condition) : "") +
+          (has(d.share_of_site) ? " · " + esc(percent(d.share_of_site)) + " " + esc(t("shareOfSite")) : "") +
+          "</span></li>";
+      }).join("");
+      var undrawn = (v.undrawn || []).map(function (u) {
+        return "<li>" + esc(u.name) + ((u.parts || []).length ? " <span class=\"zp-sub\">(" + esc(u.parts.join("、")) +
+          ")</span>" : "") + "<br><span class=\"zp-sub\">" + esc(u.reason) + " " + esc(u.what_to_do) + "</span></li>";
+      }).join("");
+      return "<div class=\"zp-verdict zp-verdict-" + esc(v.verdict) + "\" data-verdict=\"" + esc(v.verdict) + "\">" +
+        "<div class=\"zp-verdict-word\">" + esc(v.name) + "：" + esc(t(v.verdict)) +
+        (has(v.at_least) ? " (" + esc(t("atLeast")) + " " + esc(t(v.at_least)) + ")" : "") +
+        (v.near_approximate_boundary ? " · " + esc(t("nearBoundary")) : "") + "</div>" +
+        "<div class=\"zp-verdict-summary\">" + esc(v.summary) + "</div>" +
+        (deciding ? "<b>" + esc(t("deciding")) + "</b><ul>" + deciding + "</ul>" : "") +
+        (undrawn ? "<b>" + esc(t("undrawn")) + "</b><ul>" + undrawn + "</ul>" : "") + "</div>";
+    }).join("") + "</div>";
+  }
+
+  function coverageHtml(body) {
+    if (!has(body.coverage_note)) return "";
+    return "<div class=\"zp-coverage zp-coverage-" + esc(body.coverage) + "\">" + esc(body.coverage_note) + "</div>";
+  }
+
   function renderCheck(body) {
     var point = body.point || {};
     var wgs = lonLat(point.wgs84);
     if (wgs) placeMarker(wgs);
     var typed = lonLat(point.input);
-    var html = "<h2>" + esc(t("point")) + "</h2><div class=\"zp-point\">WGS84 " +
+    var html = verdictHtml(body.verdicts) + coverageHtml(body) +
+      "<h2>" + esc(t("point")) + "</h2><div class=\"zp-point\">WGS84 " +
       (wgs ? wgs[0].toFixed(6) + ", " + wgs[1].toFixed(6) : "") +
       (typed && has(point.crs) && point.crs !== "wgs84" ? " (" + esc(t("input")) + " " + esc(point.crs) + " " +
         typed[0] + ", " + typed[1] + ")" : "") + "</div>";
     var inside = body.inside || [];
     if (inside.length) {
       html += "<h2>" + esc(t("inside")) + " (" + inside.length + ")</h2>" + inside.map(function (z) { return zoneCard(z); }).join("");
-    } else {
+    } else if (body.coverage !== "none") {  // without data for the district, "in no zone" would mislead
       html += "<div class=\"zp-none\">" + esc(t("none")) + "</div>";
     }
     var missing = body.not_digitised || [];
     if (missing.length) {  // zones the texts define here that could not be drawn: no answer for them
-      html += "<h2>" + esc(t("notDigitised")) + "</h2><ul class=\"zp-list\">" + missing.map(function (z) {
-        return "<li>" + esc(z.name_zh || z.zone_id) + (has(z.name_en) ? " <span class=\"zp-sub\">" + esc(z.name_en) +
-          "</span>" : "") + (has(z.reason) ? "<br><span class=\"zp-sub\">" + esc(z.reason) + "</span>" : "") + "</li>";
+      html += "<h2>" + esc(t("notDigitised")) + "</h2><ul class=\"zp-list zp-undrawn\">" + missing.map(function (z) {
+        return "<li>" + esc(z.name || z.name_zh || z.zone_id) + " <span class=\"zp-sub\">" + esc(z.layer_title || "") +
+          "</span>" + (has(z.reason) ? "<br><span class=\"zp-sub\">" + esc(z.reason) + " " + esc(z.what_to_do || "") +
+          "</span>" : "") + "</li>";
       }).join("") + "</ul>";
     }
     var nearby = body.nearby || [];
@@ -200,7 +248,8 @@
 
   function renderSite(body) {
     var zones = body.zones || [];
-    var html = "<h2>" + esc(t("site")) + "</h2><div class=\"zp-point\">" + esc(t("siteArea")) + " " +
+    var html = verdictHtml(body.verdicts) + coverageHtml(body) +
+      "<h2>" + esc(t("site")) + "</h2><div class=\"zp-point\">" + esc(t("siteArea")) + " " +
       esc(area((body.site || {}).area_m2)) + "</div>";
     if (zones.length) {
       html += zones.map(function (z) {
@@ -237,6 +286,8 @@
 
   function check(x, y, crs) {
     var q = new URLSearchParams({ lon: String(x), lat: String(y), crs: crs, lang: S.cfg.lang });
+    if (S.activity) q.set("activity", S.activity);
+    S.last = [x, y, crs];
     request(S.cfg.api + "check?" + q.toString(), { headers: { Accept: "application/json" } }, renderCheck);
   }
 
@@ -248,6 +299,7 @@
   function checkSite(layer) {
     var feature = layer.toGeoJSON();
     var q = new URLSearchParams({ crs: "wgs84", lang: S.cfg.lang });
+    if (S.activity) q.set("activity", S.activity);
     request(S.cfg.api + "check/site?" + q.toString(), {
       method: "POST", headers: { "Content-Type": "application/json", Accept: "application/json" },
       body: JSON.stringify(feature)
@@ -298,6 +350,109 @@
     }
   }
 
+  // ------------------------------------------------------------------ activity picker
+
+  var EFFECT_RANK = { prohibited: 3, restricted: 2, required: 2, permitted: 1 };
+  var EFFECT_STYLE = {
+    prohibited: { color: "#b2182b", fillColor: "#b2182b", fillOpacity: 0.45, opacity: 1, weight: 2 },
+    restricted: { color: "#e08214", fillColor: "#fdb863", fillOpacity: 0.45, opacity: 1, weight: 2 },
+    none: { fillOpacity: 0, opacity: 0.35, weight: 1 }
+  };
+
+  /* The strongest effect the zone's rules give the activity: prohibited > restricted/required > other. */
+  function effectOf(props, activity) {
+    var best = null;
+    (props.rules || []).forEach(function (r) {
+      (r.activities || []).forEach(function (m) {
+        if (m.activity === activity && (!best || EFFECT_RANK[m.effect] > EFFECT_RANK[best])) best = m.effect;
+      });
+    });
+    return best === "required" ? "restricted" : (best === "permitted" ? null : best);
+  }
+
+  function shade(activity) {
+    S.activity = activity || null;
+    S.entries.forEach(function (e) {
+      var overlay = S.overlays[e.props.layer];
+      if (overlay && overlay.resetStyle) overlay.resetStyle(e.layer);
+      var effect = S.activity ? effectOf(e.props, S.activity) : null;
+      if (S.activity && e.layer.setStyle) e.layer.setStyle(EFFECT_STYLE[effect || "none"]);
+      if (e.layer.getElement && e.layer.getElement()) e.layer.getElement().setAttribute("data-effect", effect || "");
+    });
+    if (S.hatch) { S.map.removeLayer(S.hatch); S.hatch = null; }
+    if (S.activity) {
+      var features = Object.keys(S.cfg.hatch || {}).filter(function (code) {
+        return (S.cfg.undrawn[code] || []).indexOf(S.activity) >= 0;
+      }).map(function (code) {
+        var d = S.cfg.hatch[code];
+        return { type: "Feature", properties: { adcode: code, name: S.cfg.lang === "en" ? d.name_en : d.name_zh },
+                 geometry: d.geometry };
+      });
+      S.hatch = L.geoJSON({ type: "FeatureCollection", features: features }, {
+        interactive: false, style: { color: "#54278f", weight: 1, opacity: 0.8, fillOpacity: 1,
+                                     className: "zoning-unknown" }
+      }).addTo(S.map);
+      S.hatch.bringToBack();
+      S.hatch.eachLayer(function (l) {
+        var el = l.getElement();
+        if (el) { el.setAttribute("fill", hatchFill()); el.style.fill = hatchFill(); }
+      });
+    }
+    var legend = document.getElementById("zp-map-legend-activity");
+    if (legend) legend.style.display = S.activity ? "" : "none";
+    if (S.last) check(S.last[0], S.last[1], S.last[2]);  // the shown answer follows the picker
+  }
+
+  var HATCH = "zoning-hatch";
+  function hatchFill() { return "url(#" + HATCH + ")"; }
+
+  function addHatchPattern() {
+    // Parsed as HTML, the <svg> gets the SVG namespace without naming it.
+    var holder = document.createElement("div");
+    holder.style.position = "absolute"; holder.style.width = "0"; holder.style.height = "0";
+    holder.innerHTML = "<svg width=\"0\" height=\"0\"><defs><pattern id=\"" + HATCH + "\" patternUnits=\"userSpaceOnUse\" " +
+      "width=\"10\" height=\"10\" patternTransform=\"rotate(45)\"><rect width=\"10\" height=\"10\" fill=\"#bcbddc\" " +
+      "fill-opacity=\"0.15\"/><line x1=\"0\" y1=\"0\" x2=\"0\" y2=\"10\" stroke=\"#6a51a3\" stroke-width=\"3\" " +
+      "stroke-opacity=\"0.55\"/></pattern></defs></svg>";
+    document.body.appendChild(holder);
+  }
+
+  /* Hide district labels that would overlap a label already shown (bigger districts first). */
+  function declutter() {
+    var kept = [];
+    document.querySelectorAll(".zoning-district-label span").forEach(function (span) {
+      span.style.visibility = "";
+      var r = span.getBoundingClientRect();
+      var clash = kept.some(function (k) {
+        return r.left < k.right + 2 && r.right + 2 > k.left && r.top < k.bottom + 1 && r.bottom + 1 > k.top;
+      });
+      if (clash) span.style.visibility = "hidden"; else kept.push(r);
+    });
+  }
+
+  function mapLegend() {
+    var control = L.control({ position: "bottomright" });
+    control.onAdd = function () {
+      var div = L.DomUtil.create("div", "zp-map-legend");
+      div.id = "zp-map-legend";
+      var acc = Object.keys(S.cfg.accuracy).map(function (key) {
+        var a = S.cfg.accuracy[key];
+        return "<div data-accuracy=\"" + esc(key) + "\"><svg class=\"zl-line\" viewBox=\"0 0 36 10\"><line x1=\"0\" y1=\"5\" " +
+          "x2=\"36\" y2=\"5\" stroke=\"#333\" stroke-width=\"2\"" + (a.dash ? " stroke-dasharray=\"" + esc(a.dash) + "\"" : "") +
+          "/></svg> " + esc(a[S.cfg.lang]) + "</div>";
+      }).join("");
+      div.innerHTML = "<b>" + esc(t("accuracy")) + "</b>" + acc +
+        "<div id=\"zp-map-legend-activity\" style=\"display:none\"><b>" + esc(t("legendActivity")) + "</b>" +
+        "<div><span class=\"zl-swatch\" style=\"border-color:#b2182b;background:#b2182b88\"></span> " + esc(t("prohibited")) + "</div>" +
+        "<div><span class=\"zl-swatch\" style=\"border-color:#e08214;background:#fdb86388\"></span> " + esc(t("restricted")) + "</div>" +
+        "<div><svg class=\"zl-swatch\" width=\"18\" height=\"12\"><rect width=\"18\" height=\"12\" fill=\"" + hatchFill() + "\" " +
+        "stroke=\"#54278f\"/></svg> " + esc(t("unknown")) + "：" + esc(t("legendUnknown")) + "</div></div>";
+      L.DomEvent.disableClickPropagation(div);
+      return div;
+    };
+    control.addTo(S.map);
+  }
+
   // ------------------------------------------------------------------ public
 
   window.ZoningMap = {
@@ -319,6 +474,8 @@
           var entry = { props: layer.feature.properties, layer: layer };
           S.entries.push(entry);
           S.byId[entry.props.zone_id] = entry;
+          var el = layer.getElement ? layer.getElement() : null;
+          if (el) el.setAttribute("data-zone-id", entry.props.zone_id);
         });
       });
       map.on("click", function (e) { checkLatLng(e.latlng); });
@@ -355,11 +512,19 @@
         url.searchParams.set("lang", cfg.lang === "zh" ? "en" : "zh");
         lang.setAttribute("href", url.search);
       }
+      addHatchPattern();
+      mapLegend();
+      var picker = document.getElementById("zp-activity");
+      if (picker) picker.addEventListener("change", function () { shade(picker.value); });
+      map.on("zoomend moveend", declutter);
+      declutter();
       if (cfg.focus && S.byId[cfg.focus.zone_id]) focusZone(cfg.focus.zone_id);
       document.body.setAttribute("data-zoning-ready", "1");
     },
 
     check: check,
-    focusZone: focusZone
+    focusZone: focusZone,
+    shade: shade,
+    declutter: declutter
   };
 })();

@@ -1,0 +1,129 @@
+"""The new-version webhook: ``ZONING_WEBHOOK_URL`` is POSTed each new data version and its
+impact on the registered sites.
+
+A thread started with the service looks at the store's versions every
+``webhook_poll_seconds`` (so versions written by the CLI are seen too). For each version
+newer than the last one delivered it POSTs JSON ``{"event": "data_version", "version",
+"data_version", "previous", "impact": <geo.impact summary>}`` with the header
+``X-Zoning-Signature: sha256=<hex HMAC-SHA256 of the body with ZONING_WEBHOOK_SECRET>``.
+A failed delivery (network error or a non-2xx answer) is retried ``ATTEMPTS`` times with
+doubling waits. Every attempt is a line of the delivery log (JSON lines,
+``<store>.webhook.jsonl``); the last delivered version is read back from it at start, so
+a restart neither repeats nor skips a notice.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import json
+import logging
+import threading
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from api.dependencies import today
+from api.impact import compute_impact
+from geo import impact as gimpact
+from geo.store import ZoneStore
+
+log = logging.getLogger("zoning.webhook")
+ATTEMPTS = 4
+FIRST_WAIT_S = 0.5
+TIMEOUT_S = 10
+
+
+def signature(secret: str, body: bytes) -> str:
+    """The value of X-Zoning-Signature for ``body``."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def log_path(store_path: Path) -> Path:
+    return Path(store_path).with_name(f"{Path(store_path).stem}.webhook.jsonl")
+
+
+def last_delivered(path: Path) -> int | None:
+    if not path.exists():
+        return None
+    versions = [entry["version"] for entry in map(json.loads, path.read_text(encoding="utf-8").splitlines())
+                if entry.get("delivered")]
+    return max(versions) if versions else None
+
+
+class WebhookNotifier:
+    def __init__(self, store: ZoneStore, url: str, secret: str, poll_seconds: float = 2.0):
+        if not secret:
+            raise ValueError("ZONING_WEBHOOK_URL is set without ZONING_WEBHOOK_SECRET: the webhook body must be signed")
+        self.store, self.url, self.secret, self.poll_seconds = store, url, secret, poll_seconds
+        self.log = log_path(store.path)
+        delivered = last_delivered(self.log)
+        self.last = delivered if delivered is not None else store.current().version
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="zoning-webhook", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.poll_seconds):
+            try:
+                for info in sorted(self.store.versions(), key=lambda v: v.version):
+                    if info.version > self.last:
+                        self.notify(info)
+                        self.last = info.version
+            except Exception:  # noqa: BLE001 - the notifier must outlive one bad round; logged
+                log.exception("webhook round failed")
+
+    def payload(self, info) -> dict[str, Any]:
+        sites = gimpact.load_sites(gimpact.sites_path(self.store.path))
+        _, summary = compute_impact(self.store, sites, None, info.version, today())
+        return {"event": "data_version", "version": info.version, "data_version": info.data_version,
+                "previous": summary["from"], "impact": summary}
+
+    def notify(self, info) -> bool:
+        """Deliver the notice of version ``info``, retrying; True once a 2xx answered."""
+        body = json.dumps(self.payload(info), ensure_ascii=False).encode("utf-8")
+        headers = {"Content-Type": "application/json", "X-Zoning-Signature": signature(self.secret, body),
+                   "X-Zoning-Version": str(info.version)}
+        wait = FIRST_WAIT_S
+        for attempt in range(1, ATTEMPTS + 1):
+            status, error = None, None
+            try:
+                request = urllib.request.Request(self.url, data=body, headers=headers, method="POST")
+                with urllib.request.urlopen(request, timeout=TIMEOUT_S) as answer:
+                    status = answer.status
+            except urllib.error.HTTPError as exc:
+                status, error = exc.code, str(exc)
+            except (urllib.error.URLError, OSError) as exc:
+                error = str(exc)
+            delivered = status is not None and 200 <= status < 300
+            self._record({"version": info.version, "attempt": attempt, "status": status, "error": error,
+                          "delivered": delivered})
+            if delivered:
+                return True
+            if attempt < ATTEMPTS and not self._stop.wait(wait):
+                wait *= 2
+        log.error("webhook: version %s not delivered to %s after %d attempts", info.version, self.url, ATTEMPTS)
+        return False
+
+    def _record(self, entry: dict[str, Any]) -> None:
+        entry = {"time": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "url": self.url, **entry}
+        with open(self.log, "a", encoding="utf-8") as f:
+            f.write(json.dumps(entry, ensure_ascii=False) + "\n")
+
+
+def start_notifier(store: ZoneStore, settings) -> WebhookNotifier | None:
+    """The running notifier when a webhook is configured, else None."""
+    if not settings.webhook_url:
+        return None
+    notifier = WebhookNotifier(store, settings.webhook_url, settings.webhook_secret or "",
+                               settings.webhook_poll_seconds)
+    notifier.start()
+    return notifier
