@@ -42,6 +42,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "digitised from Beijing district gazettes. 文本数字化的分区为近似边界，法定边界以官方数据为准 / "
         "zones digitised from text are approximate; the legal boundary is the official one.",
         lifespan=lifespan,
+        docs_url=None,  # api/docs.py serves /docs and /redoc from vendored assets
+        redoc_url=None,
     )
     app.state.settings = settings
     install_error_handlers(app)
@@ -78,4 +80,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(map_viewer.router)
     map_viewer.mount_assets(app)
+
+    from api import docs  # /docs and /redoc, offline
+
+    app.include_router(docs.router)
+    docs.mount_assets(app)
     return app

@@ -261,3 +261,36 @@ def test_static_export_opens_from_disk_with_the_network_blocked(browser, bundled
     finally:
         recorder.context.close()
 
+
+
+# ---------------------------------------------------------------- API documentation, offline
+
+
+def _operation_count(server) -> int:
+    import json
+    import urllib.request
+
+    with urllib.request.urlopen(f"{server}/openapi.json", timeout=30) as answer:
+        api = json.load(answer)
+    return sum(1 for methods in api["paths"].values() for method in methods
+               if method in ("get", "post", "put", "delete", "patch"))
+
+
+def test_swagger_ui_docs_render_every_operation_offline(page, server):
+    p = page.page
+    p.goto(f"{server}/docs")
+    p.wait_for_selector(".opblock", timeout=20_000)
+    p.wait_for_load_state("networkidle")
+    assert p.locator(".opblock").count() == _operation_count(server)
+    assert p.locator(".opblock-summary-path", has_text="/v1/check").count() >= 1
+    page.assert_clean()
+
+
+def test_redoc_docs_render_every_operation_offline(page, server):
+    p = page.page
+    p.goto(f"{server}/redoc")
+    p.wait_for_selector("[data-section-id^='operation/']", timeout=30_000)
+    p.wait_for_load_state("networkidle")
+    assert p.locator("[data-section-id^='operation/']").count() == _operation_count(server)
+    assert "fonts.googleapis" not in p.content()
+    page.assert_clean()
