@@ -207,3 +207,36 @@ def test_gdal_command_line_reads_each_export_back_to_the_same_zones(server, tmp_
 
         frame = frame.rename(columns={short: full for full, short in SHAPEFILE_FIELDS.items()})
     assert_same_zones(normalise(frame, shapefile=fmt == "shp"), stored_zones(store), shapefile=fmt == "shp")
+
+
+# ------------------------------------------------------------------ exports opened by URL (/vsicurl/)
+
+
+@pytest.mark.parametrize(("filename", "prefix"), [
+    ("zones.geojson", "/vsicurl/"),
+    ("zones.gpkg", "/vsicurl/"),
+    ("zones.kml", "/vsicurl/"),
+    ("zones.zip", "/vsizip//vsicurl/"),
+    ("zones.csv", "CSV:/vsicurl/"),  # with zones.csvt (types) and zones.prj (CRS) fetched beside it
+])
+def test_gdal_opens_each_export_by_url_without_downloading_it_first(server, tmp_path, filename, prefix):
+    base, store = server
+    with urllib.request.urlopen(f"{base}/healthz", timeout=30) as answer:
+        version = json.load(answer)["data_version"]
+    source = f"{prefix}{base}/v1/export/{version}/{filename}"
+    # read_with_gdal_cli reprojects to EPSG:4326, which fails for a layer without a CRS: the
+    # CSV's CRS must come from zones.prj.
+    frame = read_with_gdal_cli(source, tmp_path)
+    shapefile = filename.endswith(".zip")
+    if shapefile:
+        from geo.export import SHAPEFILE_FIELDS
+
+        frame = frame.rename(columns={short: full for full, short in SHAPEFILE_FIELDS.items()})
+    assert_same_zones(normalise(frame, shapefile=shapefile), stored_zones(store), shapefile=shapefile)
+
+
+def test_gdal_reads_csv_companion_types_so_dates_are_dates(server):
+    base, _ = server
+    out = run(gdal_tool("ogrinfo"), "-ro", "-so", "-al", f"CSV:/vsicurl/{base}/v1/export/latest/zones.csv")
+    assert "issued_on: Date" in out and "area_km2: Real" in out
+    assert "WGS 84" in out or "WGS_1984" in out
