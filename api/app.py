@@ -70,6 +70,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from api import export, ogc  # OGC API – Features (including the landing page `/`) and exports
 
     app.include_router(ogc.router)
+    ogc.install_error_handler(app)
     app.include_router(export.router)
 
     from api import admin  # import, versions, diff, rollback (off without ZONING_ADMIN_TOKEN)

@@ -112,11 +112,10 @@ def _stable_url(request: Request, version: str, extension: str) -> str:
     return f"{url}?{query}" if query else str(url)
 
 
-@router.api_route(
-    "/v1/export", methods=["GET", "HEAD"], name="export",
-    summary="Download zones as GeoJSON, GeoPackage, Shapefile (zip), KML or CSV (current data version)",
-    response_class=Response, responses=FILE_RESPONSES,
-)
+@router.get("/v1/export", name="export", operation_id="export", response_class=Response, responses=FILE_RESPONSES,
+            summary="Download zones as GeoJSON, GeoPackage, Shapefile (zip), KML or CSV (current data version)")
+@router.head("/v1/export", operation_id="export_head", response_class=Response, responses=FILE_RESPONSES,
+             summary="Size, ETag and date of an export file, without the file")
 def export(
     request: Request,
     format: str | None = FORMAT_Q,  # noqa: A002 - the API's name
@@ -140,11 +139,11 @@ def export(
     })
 
 
-@router.api_route(
-    "/v1/export/{data_version}/{filename}", methods=["GET", "HEAD"], name="export_file",
-    summary="Export file of one data version at a stable URL (zones.gpkg, zones.zip, …; 'latest' = current)",
-    response_class=Response, responses=FILE_RESPONSES,
-)
+@router.get("/v1/export/{data_version}/{filename}", name="export_file", operation_id="export_file",
+            response_class=Response, responses=FILE_RESPONSES,
+            summary="Export file of one data version at a stable URL (zones.gpkg, zones.zip, …; 'latest' = current)")
+@router.head("/v1/export/{data_version}/{filename}", operation_id="export_file_head", response_class=Response,
+             responses=FILE_RESPONSES, summary="Size, ETag and date of an export file at its stable URL")
 def export_file(
     request: Request,
     data_version: str = Path(..., description="A data version (v3-1a2b3c4d, see /healthz) or latest"),
