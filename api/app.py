@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request
 from api.answers import lookup_index
 from api.errors import install_error_handlers
 from api.settings import Settings, get_settings
+from api.web import install_middleware
 from geo.catalog import ZoneCatalog
 from geo.store import open_store
 
@@ -47,6 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     install_error_handlers(app)
+    install_middleware(app, settings.cors_origins)
 
     @app.middleware("http")
     async def log_requests(request: Request, call_next):

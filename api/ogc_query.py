@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -43,11 +44,13 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import shapely
 from pygeofilter import ast as fast
 from pygeofilter.backends.evaluator import handle
 from pygeofilter.backends.geopandas.evaluate import GeoPandasEvaluator
 from pygeofilter.parsers.cql2_json import parse as parse_cql2_json
 from pygeofilter.parsers.cql2_text import parse as parse_cql2_text
+from pygeofilter.util import like_pattern_to_re_pattern
 
 from api.dependencies import BEIJING
 from geo.published import FLAT_COLUMNS, column_type, with_rule_columns
@@ -133,7 +136,7 @@ def parse_interval(param: str, value: str | None) -> tuple[str | None, str | Non
 
 def issued_mask(table: gpd.GeoDataFrame, interval: tuple[str | None, str | None]) -> np.ndarray:
     days = table[TEMPORAL_PROPERTY]
-    mask = days.notna().to_numpy()
+    mask = days.notna().to_numpy().copy()
     first, last = interval
     if first is not None:
         mask &= (days >= pd.Timestamp(first)).to_numpy()
@@ -202,12 +205,27 @@ class ZoneFilterEvaluator(GeoPandasEvaluator):
     @handle(fast.Comparison, subclasses=True)
     def comparison(self, node, lhs, rhs):
         (rhs,) = self._coerce(lhs, rhs)
+        if isinstance(lhs, pd.Series) and lhs.dtype == object and node.op.value in ("<", "<=", ">", ">="):
+            # Text ordering: null never matches (and cannot be compared with a string).
+            present = lhs.notna()
+            result = pd.Series(False, index=lhs.index)
+            result[present] = super().comparison(node, lhs[present], rhs).to_numpy(dtype=bool)
+            return result
         return super().comparison(node, lhs, rhs)
 
     @handle(fast.Between)
     def between(self, node, lhs, low, high):
         low, high = self._coerce(lhs, low, high)
         return super().between(node, lhs, low, high)
+
+    @handle(fast.Like)
+    def like(self, node, lhs):
+        # pygeofilter's own LIKE does not let % cross a line break (rules_zh has several lines)
+        # and leaves nulls as NaN; here % matches any text and null never matches.
+        pattern = like_pattern_to_re_pattern(node.pattern, node.wildcard, node.singlechar, node.escapechar or "\\")
+        regex = re.compile(pattern, re.DOTALL | (re.IGNORECASE if node.nocase else 0))
+        result = pd.Series([isinstance(v, str) and regex.fullmatch(v) is not None for v in lhs], index=lhs.index)
+        return ~result if node.not_ else result
 
     @handle(fast.In)
     def in_(self, node, lhs, *options):
@@ -224,6 +242,10 @@ def _attributes(node: Any) -> Iterable[str]:
                 yield from _attributes(item)
         else:
             yield from _attributes(child)
+
+
+# BBOX(minx, miny, maxx, maxy) reaches the evaluator as a function call.
+FILTER_FUNCTIONS = {"bbox": lambda *bounds: shapely.box(*bounds[:4])}
 
 
 def parse_filter(text: str, lang: str | None) -> Any:
@@ -246,16 +268,16 @@ def parse_filter(text: str, lang: str | None) -> Any:
 
 def filter_mask(table: gpd.GeoDataFrame, node: Any) -> np.ndarray:
     try:
-        result = ZoneFilterEvaluator(table, {c: c for c in table.columns}).evaluate(node)
+        result = ZoneFilterEvaluator(table, {c: c for c in table.columns}, FILTER_FUNCTIONS).evaluate(node)
     except QueryError:
         raise
     except Exception as exc:  # noqa: BLE001 - pandas/shapely raise many types for mismatched operands
         raise QueryError("filter", f"filter cannot be evaluated: {type(exc).__name__}: {str(exc)[:200]}") from None
     if isinstance(result, bool | np.bool_):
         return np.full(len(table), bool(result))
-    if not isinstance(result, pd.Series) or result.dtype != bool:
+    if not isinstance(result, pd.Series) or result.dtype not in (bool, object):
         raise QueryError("filter", "filter is not a condition (true or false for each zone)")
-    return result.to_numpy()
+    return result.fillna(False).to_numpy(dtype=bool)
 
 
 # ------------------------------------------------------------------ sortby, properties, skipGeometry

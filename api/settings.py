@@ -21,6 +21,8 @@ class Settings(BaseSettings):
     tianditu_token: str | None = Field(None, description="Tianditu key; unset = Tianditu basemaps hidden")
     max_upload_bytes: int = 50 * 1024 * 1024
     max_batch_points: int = 100_000
+    cors_origins: str | None = Field(None, description="Origins allowed by CORS, comma-separated ('*' = any); "
+                                     "unset = no CORS headers")
     warm_on_start: bool = Field(False, description="Build the lookup index at start-up (`zoning serve` sets it)")
 
 

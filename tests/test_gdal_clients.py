@@ -53,6 +53,7 @@ def synthetic_zones() -> gpd.GeoDataFrame:
     records = [
         make_zone(f"t-ban-{i:02d}", shapely.box(116.0 + i * 0.01, 39.9, 116.008 + i * 0.01, 39.95),
                   name_zh=f"禁养区第{i}片", stated_area_km2=None if i % 3 else 0.5 + i,
+                  issued_on="2021-03-01" if i % 5 == 0 else "2020-02-25",
                   effective_to="2021-01-01" if i == 7 else None, accuracy=schema.ACCURACY[i % 4])
         for i in range(25)
     ]
@@ -162,6 +163,29 @@ def test_gdal_spatial_filter_gets_only_zones_whose_geometry_intersects(server):
     out = run(gdal_tool("ogrinfo"), "-ro", "-so", "-spat", *(str(v) for v in box.bounds), f"OAPIF:{base}", layer)
     count = int(next(line for line in out.splitlines() if line.startswith("Feature Count:")).split(":")[1])
     assert count == int(shapely.intersects(subset.geometry.values, box).sum()) >= 1
+
+
+def test_ogr2ogr_where_on_a_date_field_is_filtered_by_the_server_with_the_right_zones(server, tmp_path):
+    base, store = server
+    zones = stored_zones(store)
+    layer = "livestock_ban"
+    in_layer = zones[zones["layer"] == layer]
+    expected = sorted(in_layer.loc[in_layer["issued_on"] >= "2021-01-01", "zone_id"])
+    assert 0 < len(expected) < len(in_layer)  # the filter has something to keep and something to drop
+    log = store.parent / "server.log"
+    seen = len(log.read_text())
+    out = tmp_path / "recent.geojson"
+    run(gdal_tool("ogr2ogr"), "-f", "GeoJSON", str(out), f"OAPIF:{base}", layer,
+        "-where", "issued_on >= '2021-01-01'")
+    got = sorted(f["properties"]["zone_id"] for f in json.loads(out.read_text(encoding="utf-8"))["features"])
+    assert got == expected
+    # GDAL sent the condition to the server (as CQL text, since /api offers it) instead of
+    # fetching every zone and filtering itself, and the server answered it.
+    items = [line for line in log.read_text()[seen:].splitlines() if f"/collections/{layer}/items" in line]
+    filtered = [line for line in items if "filter=issued_on" in line]
+    assert filtered and all(" 200 " in line for line in filtered), items
+    # The only unfiltered request is GDAL's first-page probe for the field list, never paging.
+    assert all("offset=" not in line for line in items if line not in filtered), items
 
 
 # ------------------------------------------------------------------ exports read by the GDAL command line
