@@ -8,6 +8,7 @@ different GDAL build from the one inside pyogrio, which is why they are used her
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -16,6 +17,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import geopandas as gpd
@@ -75,22 +77,15 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="module", params=["synthetic", "bundled"])
-def server(request, tmp_path_factory):
-    """(base URL, store path) of a uvicorn server on a free port; stopped after the module."""
-    gdal_tool("ogrinfo")
-    tmp = tmp_path_factory.mktemp(f"server-{request.param}")
-    if request.param == "synthetic":
-        seed = tmp / "seed.geojson"
-        seed.write_text(json.dumps(schema.zones_to_geojson(synthetic_zones(), precision=None), ensure_ascii=False),
-                        encoding="utf-8")
-    else:
-        assert BUNDLED_ZONES.exists(), "data/boundaries/zones.geojson is missing: run `zoning build`"
-        seed = BUNDLED_ZONES
+@contextlib.contextmanager
+def uvicorn_server(tmp: Path, seed: Path) -> Iterator[str]:
+    """The app under uvicorn on a free 127.0.0.1 port with a fresh store in ``tmp`` made from
+    ``seed``; yields the base URL. Its log (with uvicorn's access lines: every request
+    URL) is ``tmp/server.log``."""
     store = tmp / "zones.gpkg"
     port = free_port()
     env = {**os.environ, "ZONING_STORE": str(store), "ZONING_SEED": str(seed), "ZONING_LOG_LEVEL": "warning"}
-    log = open(tmp / "server.log", "w")  # noqa: SIM115 - closed in teardown
+    log = open(tmp / "server.log", "w")  # noqa: SIM115 - closed below
     process = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "--factory", "api.app:create_app", "--host", "127.0.0.1",
          "--port", str(port)], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -107,11 +102,27 @@ def server(request, tmp_path_factory):
             assert process.poll() is None, (tmp / "server.log").read_text()
             assert time.monotonic() < deadline, "server did not start within 60 s"
             time.sleep(0.2)
-        yield base, store
+        yield base
     finally:
         process.terminate()
         process.wait(timeout=20)
         log.close()
+
+
+@pytest.fixture(scope="module", params=["synthetic", "bundled"])
+def server(request, tmp_path_factory):
+    """(base URL, store path) of a uvicorn server on a free port; stopped after the module."""
+    gdal_tool("ogrinfo")
+    tmp = tmp_path_factory.mktemp(f"server-{request.param}")
+    if request.param == "synthetic":
+        seed = tmp / "seed.geojson"
+        seed.write_text(json.dumps(schema.zones_to_geojson(synthetic_zones(), precision=None), ensure_ascii=False),
+                        encoding="utf-8")
+    else:
+        assert BUNDLED_ZONES.exists(), "data/boundaries/zones.geojson is missing: run `zoning build`"
+        seed = BUNDLED_ZONES
+    with uvicorn_server(tmp, seed) as base:
+        yield base, tmp / "zones.gpkg"
 
 
 def stored_zones(store: Path) -> gpd.GeoDataFrame:
