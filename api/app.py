@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
-import uuid
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
@@ -49,16 +47,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     install_error_handlers(app)
     install_middleware(app, settings.cors_origins)
-
-    @app.middleware("http")
-    async def log_requests(request: Request, call_next):
-        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex[:12]
-        start = time.perf_counter()
-        response = await call_next(request)
-        ms = (time.perf_counter() - start) * 1000
-        response.headers["x-request-id"] = request_id
-        log.info("%s %s %d %.1fms id=%s", request.method, request.url.path, response.status_code, ms, request_id)
-        return response
 
     @app.get("/healthz", tags=["service"], summary="Liveness, zone count and data version")
     def healthz(request: Request) -> dict:

@@ -175,12 +175,13 @@ def _wrk_number(text: str, unit: str) -> float:
     return value * {"us": 1e-6, "ms": 1e-3, "s": 1.0}[unit]
 
 
-def run_wrk(url: str, script: Path | None) -> tuple[float, float, float]:
+def run_wrk(url: str, script: Path | None, connections: int = HTTP_CONNECTIONS,
+            seconds: int = HTTP_SECONDS) -> tuple[float, float, float]:
     """requests/s, p50 and p99 latency (s) from wrk --latency."""
-    args = ["wrk", "-t1", f"-c{HTTP_CONNECTIONS}", f"-d{HTTP_SECONDS}s", "--latency"]
+    args = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency"]
     if script:
         args += ["-s", str(script)]
-    out = subprocess.run([*args, url], capture_output=True, text=True, check=True, timeout=HTTP_SECONDS + 60).stdout
+    out = subprocess.run([*args, url], capture_output=True, text=True, check=True, timeout=seconds + 60).stdout
     rate = p50 = p99 = float("nan")
     for line in out.splitlines():
         parts = line.split()

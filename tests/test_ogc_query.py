@@ -238,6 +238,10 @@ def test_large_answers_are_gzipped_for_clients_that_accept_it(dated_client):
     assert answer.json()["numberReturned"] == 3  # httpx decodes it
     plain = dated_client.get("/collections/livestock_ban/items", headers={"Accept-Encoding": "identity"})
     assert "content-encoding" not in plain.headers
+    # The second answer comes from the OGC answer cache: same content, not gzipped for this client.
+    assert plain.json()["features"] == answer.json()["features"]
+    again = dated_client.get("/collections/livestock_ban/items", headers={"Accept-Encoding": "gzip"})
+    assert again.headers["content-encoding"] == "gzip" and again.json()["features"] == answer.json()["features"]
     # Export files are never re-encoded: their byte ranges are ranges of the file.
     export = dated_client.get("/v1/export/latest/zones.geojson", headers={"Accept-Encoding": "gzip"})
     assert "content-encoding" not in export.headers
