@@ -57,10 +57,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(check.router)
 
-    from api import export, ogc  # OGC API – Features (including the landing page `/`) and exports
+    from api import export, ogc, ogc_params  # OGC API – Features (including the landing page `/`) and exports
 
     app.include_router(ogc.router)
-    ogc.install_error_handler(app)
+    ogc_params.install_error_handler(app)
     app.include_router(export.router)
 
     from api import admin  # import, versions, diff, rollback (off without ZONING_ADMIN_TOKEN)
