@@ -383,8 +383,17 @@ def test_cli_export_writes_the_same_file_the_api_serves(export_client, stored, t
     assert table["zone_id"].tolist() == ["t-multi"]
 
 
+def test_cli_export_writes_a_gbk_shapefile(export_client, tmp_path):
+    out = tmp_path / "gbk.zip"
+    store = str(tmp_path / "store" / "zones.gpkg")
+    assert run_cli(["export", "--format", "shp", "--encoding", "gbk", "--out", str(out), "--store", store]) == 0
+    assert zipfile.ZipFile(out).read("livestock_ban.cpg").decode() == "936"
+
+
 @pytest.mark.parametrize("args", [
     ["--format", "xls"],
+    ["--format", "csv", "--encoding", "gbk"],
+    ["--format", "csv", "--geometry", "line"],
     ["--format", "kml", "--crs", "EPSG:4548"],
     ["--format", "gpkg", "--layers", "farms"],
     ["--format", "gpkg", "--as-of", "someday"],
