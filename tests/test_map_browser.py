@@ -273,7 +273,7 @@ def _operation_count(server) -> int:
     with urllib.request.urlopen(f"{server}/openapi.json", timeout=30) as answer:
         api = json.load(answer)
     return sum(1 for methods in api["paths"].values() for method in methods
-               if method in ("get", "post", "put", "delete", "patch"))
+               if method in ("get", "head", "post", "put", "delete", "patch"))
 
 
 def test_swagger_ui_docs_render_every_operation_offline(page, server):
