@@ -17,9 +17,12 @@ QGIS's HTTP(S) source need.
 from __future__ import annotations
 
 import os
+import tempfile
+from pathlib import Path
 from urllib.parse import quote
 
-from fastapi import APIRouter, HTTPException, Path, Query, Request
+from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, PlainTextResponse, Response
 
 from geo.crs import UnknownCRSError
@@ -55,9 +58,12 @@ GEOMETRY_Q = Query(None, description="Only point or only polygon zones (one geom
 
 
 def export_cache(request: Request) -> ExportCache:
+    """Files next to a file store; a store that is not a file (a database) keeps them in the temp folder."""
     cache = getattr(request.app.state, "export_cache", None)
     if cache is None:
-        cache = request.app.state.export_cache = ExportCache(cache_dir_for(request.app.state.catalog.store.path))
+        store_path = getattr(request.app.state.catalog.store, "path", None)
+        root = cache_dir_for(Path(store_path)) if store_path else Path(tempfile.gettempdir()) / "zoning-exports"
+        cache = request.app.state.export_cache = ExportCache(root)
     return cache
 
 
@@ -146,8 +152,8 @@ def export(
              responses=FILE_RESPONSES, summary="Size, ETag and date of an export file at its stable URL")
 def export_file(
     request: Request,
-    data_version: str = Path(..., description="A data version (v3-1a2b3c4d, see /healthz) or latest"),
-    filename: str = Path(..., description="zones.geojson, zones.gpkg, zones.zip (Shapefile), zones.kml, "
+    data_version: str = PathParam(..., description="A data version (v3-1a2b3c4d, see /healthz) or latest"),
+    filename: str = PathParam(..., description="zones.geojson, zones.gpkg, zones.zip (Shapefile), zones.kml, "
                                           "zones.csv, or zones.csvt / zones.prj (the CSV's companions)"),
     layers: str | None = LAYERS_Q,
     district: str | None = DISTRICT_Q,
