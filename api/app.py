@@ -20,6 +20,7 @@ from api.middleware import (
     limit_malloc_arenas,
 )
 from api.settings import Settings, get_settings
+from api.web import install_middleware
 from geo.catalog import ZoneCatalog
 from geo.store import open_store
 
@@ -55,12 +56,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "digitised from Beijing district gazettes. 文本数字化的分区为近似边界，法定边界以官方数据为准 / "
         "zones digitised from text are approximate; the legal boundary is the official one.",
         lifespan=lifespan,
+        docs_url=None,  # api/docs.py serves /docs and /redoc from vendored assets
+        redoc_url=None,
     )
     app.state.settings = settings
     install_error_handlers(app)
 
     # Outermost last: the log line and request id cover the 413s and HEADs too. Exports answer HEAD
     # themselves; admin imports have their own upload bound, checked after the token.
+    install_middleware(app, settings.cors_origins)  # answer cache, CORS, gzip (innermost)
     app.add_middleware(LargeBodies, max_concurrent=settings.max_large_requests)
     app.add_middleware(EmptyQueryAsAbsent)
     app.add_middleware(HeadAsGet, exempt=("/v1/export",))
@@ -97,9 +101,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(activities.router)
 
-    from api import export, ogc  # OGC API – Features (including the landing page `/`) and exports
+    from api import export, ogc, ogc_params  # OGC API – Features (including the landing page `/`) and exports
 
     app.include_router(ogc.router)
+    ogc_params.install_error_handler(app)
     app.include_router(export.router)
 
     from api import admin, auth  # import, versions, diff, rollback, audit; login/logout (api.auth)
@@ -120,5 +125,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from api import compensation  # /v1/compensation: water-environment compensation calculator
 
     app.include_router(compensation.router)
+
+    from api import docs  # /docs and /redoc, offline
+
+    app.include_router(docs.router)
+    docs.mount_assets(app)
     install_contract(app)  # last: completes the OpenAPI document of every router above
     return app

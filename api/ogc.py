@@ -1,4 +1,5 @@
-"""OGC API – Features (Part 1 Core, GeoJSON, HTML, OpenAPI 3.0; Part 2 CRS by reference).
+"""OGC API – Features (Part 1 Core, GeoJSON, HTML, OpenAPI 3.0; Part 2 CRS by reference;
+Part 3 queryables, property filters and CQL2 filters; sorting).
 
 One collection per zone layer present in the data (ids are ``geo.schema.LAYERS`` keys,
 ``admin`` included when the base layer is loaded). Every request answers from one
@@ -10,9 +11,14 @@ Choices a client can rely on (also in the OpenAPI descriptions):
   lets servers clamp); non-integers and values below 1 are a 400.
 * Paging is by ``offset`` through ``next``/``prev`` links.
 * ``bbox`` keeps features whose real geometry intersects the box, not just its bounds.
-* ``datetime`` selects zones in force at an instant or during an interval. A zone is in
-  force from ``effective_from`` (inclusive) until ``effective_to`` (exclusive, open when
-  empty); RFC 3339 instants are taken as Beijing dates (UTC+8), since gazette dates are.
+* ``datetime`` refers to each collection's temporal property ``issued_on``; ``in_force``
+  selects zones in force at an instant or during an interval; ``filter`` (CQL2),
+  ``sortby``, ``properties``, ``skipGeometry`` and ``name=value`` property filters are
+  described in ``api.ogc_query``.
+* Items are pre-encoded once per data version, layer and CRS (``api.ogc_features``);
+  collections and items carry an ETag (``If-None-Match`` → 304).
+* Errors are OGC exceptions: ``{"code": …, "description": …}`` (plus ``detail``, the
+  same text, as every other route of the service answers).
 * With ``crs``/``bbox-crs`` coordinates follow the CRS's own axis order (OGC API –
   Features Part 2): EPSG:4326 and EPSG:4490 are latitude, longitude; EPSG:4548 is
   northing, easting; CRS84 and EPSG:3857 are easting first.
@@ -22,253 +28,79 @@ Choices a client can rely on (also in the OpenAPI descriptions):
 from __future__ import annotations
 
 import datetime as dt
-import math
-from dataclasses import dataclass
+import hashlib
+import json
 from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
 import numpy as np
-import pyproj
 import shapely
-from fastapi import APIRouter, HTTPException, Query, Request
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from api.dependencies import BEIJING
-from geo import crs as geocrs
-from geo.export import FORMATS
-from geo.schema import (
-    ACCURACY,
-    ACCURACY_TEXT,
-    ADCODE_RE,
-    DATE_COLUMNS,
-    FLOAT_COLUMNS,
-    LAYERS,
-    POINT_LAYERS,
-    ZONE_COLUMNS,
-    zone_properties,
-    zones_to_geojson,
+from api import ogc_openapi
+from api import ogc_query as q
+from api.ogc_features import CRS84, collection_bytes, encode_page, features_in, layer_data
+from api.ogc_html import geometry_svg
+from api.ogc_params import (
+    GEOJSON,
+    JSON,
+    SUPPORTED_CRS,
+    bad_request,
+    check_known_params,
+    not_found,
+    parse_bbox,
+    parse_crs_uri,
+    parse_int,
+    wants_html,
 )
-from geo.selection import in_force_mask
+from geo.export import FORMATS
+from geo.published import PUBLISHED_COLUMNS, column_type
+from geo.schema import ACCURACY, ACCURACY_TEXT, LAYERS, POINT_LAYERS, zone_properties
 
 router = APIRouter(tags=["OGC API – Features"])
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 
-GEOJSON = "application/geo+json"
-JSON = "application/json"
 HTML = "text/html"
 OPENAPI = "application/vnd.oai.openapi+json;version=3.0"
 JSON_SCHEMA = "application/schema+json"
 
-CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
+QUERYABLES_REL = "http://www.opengis.net/def/rel/ogc/1.0/queryables"
+# Only what is implemented and tested (tests/test_ogc.py, tests/test_ogc_query.py).
 CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/html",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
     "http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/crs",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables-query-parameters",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/filter",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/features-filter",
+    "http://www.opengis.net/spec/cql2/1.0/conf/cql2-text",
+    "http://www.opengis.net/spec/cql2/1.0/conf/cql2-json",
+    "http://www.opengis.net/spec/cql2/1.0/conf/basic-cql2",
+    "http://www.opengis.net/spec/cql2/1.0/conf/advanced-comparison-operators",
+    "http://www.opengis.net/spec/cql2/1.0/conf/basic-spatial-functions",
+    "http://www.opengis.net/spec/ogcapi-records-1/1.0/conf/sorting",
 ]
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 10_000
 
 
-@dataclass(frozen=True)
-class OutputCRS:
-    uri: str
-    name: str  # geo.crs name used for the transformation
-    swap_axes: bool  # the CRS's first axis is north (latitude or northing)
-    decimals: int  # 1e-7 degree is ~1 cm; projected output to the millimetre
+ITEMS_PARAMS = frozenset({"f", "bbox", "bbox-crs", "crs", "datetime", "in_force", "limit", "offset", "filter",
+                          "filter-lang", "filter-crs", "sortby", "properties", "skipGeometry", *q.QUERYABLES})
 
 
-def _output_crs(uri: str, name: str) -> OutputCRS:
-    epsg = {"wgs84": "EPSG:4326", "cgcs2000": "EPSG:4490"}.get(name, name)
-    crs = pyproj.CRS.from_user_input(epsg)
-    swap = uri != CRS84 and crs.axis_info[0].direction in ("north", "south")
-    return OutputCRS(uri, name, swap, 7 if crs.is_geographic else 3)
-
-
-SUPPORTED_CRS: dict[str, OutputCRS] = {
-    uri: _output_crs(uri, geocrs.parse_crs(uri))
-    for uri in (
-        CRS84,
-        "http://www.opengis.net/def/crs/EPSG/0/4326",
-        "http://www.opengis.net/def/crs/EPSG/0/4490",
-        "http://www.opengis.net/def/crs/EPSG/0/4548",
-        "http://www.opengis.net/def/crs/EPSG/0/3857",
-    )
-}
-
-ITEM_FILTERS = ("district_code", "kind", "accuracy")
-ITEMS_PARAMS = frozenset({"f", "bbox", "bbox-crs", "crs", "datetime", "limit", "offset", *ITEM_FILTERS})
-
-
-def bad_request(message: str) -> HTTPException:
-    return HTTPException(status_code=400, detail=message)
-
-
-# ------------------------------------------------------------------ request parsing
-
-
-def check_known_params(request: Request, allowed: frozenset[str]) -> None:
-    """OGC /req/core/query-param-unknown: an unknown parameter is a 400, not ignored."""
-    unknown = sorted(set(request.query_params) - allowed)
-    if unknown:
-        raise bad_request(f"unknown query parameter(s) {', '.join(unknown)}; "
-                          f"this resource accepts {', '.join(sorted(allowed))}")
-
-
-def wants_html(request: Request, f: str | None) -> bool:
-    """``f=json|html`` wins; otherwise the Accept header (browsers ask for text/html)."""
-    if f is not None:
-        value = f.strip().lower()
-        if value in ("json", "geojson"):
-            return False
-        if value == "html":
-            return True
-        raise bad_request(f"f={f!r} is not supported; use f=json or f=html")
-    best_html, best_json = 0.0, 0.0
-    for position, part in enumerate(request.headers.get("accept", "").split(",")):
-        media, *params = (p.strip() for p in part.split(";"))
-        q = 1.0
-        for param in params:
-            if param.startswith("q="):
-                try:
-                    q = float(param[2:])
-                except ValueError:
-                    q = 0.0
-        q -= position * 1e-6  # earlier entries win ties
-        if media.lower() in ("text/html", "application/xhtml+xml"):
-            best_html = max(best_html, q)
-        elif media.lower() in (GEOJSON, JSON, "application/*"):
-            best_json = max(best_json, q)
-    return best_html > best_json
-
-
-def parse_int(name: str, value: str | None, default: int, minimum: int) -> int:
-    if value is None:
-        return default
-    try:
-        number = int(value.strip())
-    except ValueError:
-        raise bad_request(f"{name}={value!r} is not an integer") from None
-    if number < minimum:
-        raise bad_request(f"{name}={number} is below the minimum {minimum}")
-    return number
-
-
-def parse_crs_uri(name: str, value: str | None) -> OutputCRS:
-    if value is None:
-        return SUPPORTED_CRS[CRS84]
-    key = value.strip().strip("<>")
-    if key.lower().startswith("https://"):
-        key = "http://" + key[len("https://"):]
-    for uri, out in SUPPORTED_CRS.items():
-        if key.lower() == uri.lower():
-            return out
-    raise bad_request(f"{name}={value!r} is not supported; use one of {', '.join(SUPPORTED_CRS)}")
-
-
-def _swap_xy(geoms):
-    return shapely.transform(geoms, lambda c: c[:, ::-1])
-
-
-def parse_bbox(value: str | None, bbox_crs: OutputCRS):
-    """The bbox as a WGS84 (multi)polygon; None when absent."""
-    if value is None:
-        return None
-    try:
-        numbers = [float(v) for v in value.split(",")]
-    except ValueError:
-        raise bad_request(f"bbox={value!r} must be 4 (or 6) comma-separated numbers") from None
-    if len(numbers) == 6:  # 3-D box: zones are 2-D, heights are ignored
-        numbers = [numbers[0], numbers[1], numbers[3], numbers[4]]
-    if len(numbers) != 4 or not all(math.isfinite(n) for n in numbers):
-        raise bad_request(f"bbox={value!r} must be 4 (or 6) finite comma-separated numbers")
-    if bbox_crs.swap_axes:
-        numbers = [numbers[1], numbers[0], numbers[3], numbers[2]]
-    minx, miny, maxx, maxy = numbers
-    if miny > maxy:
-        raise bad_request(f"bbox={value!r}: the lower corner is above the upper corner")
-    if bbox_crs.decimals == 7:  # geographic
-        if not (-180 <= minx <= 180 and -180 <= maxx <= 180 and -90 <= miny <= maxy <= 90):
-            raise bad_request(f"bbox={value!r} is outside longitude -180..180, latitude -90..90"
-                              + (" (axis order is latitude, longitude for this bbox-crs)"
-                                 if bbox_crs.swap_axes else ""))
-        if minx > maxx:  # crosses the antimeridian
-            return shapely.union(shapely.box(minx, miny, 180, maxy), shapely.box(-180, miny, maxx, maxy))
-        return shapely.box(minx, miny, maxx, maxy)
-    if minx > maxx:
-        raise bad_request(f"bbox={value!r}: the lower corner is right of the upper corner")
-    # A projected box is curved in lon/lat: densify its edges before converting.
-    box = shapely.segmentize(shapely.box(minx, miny, maxx, maxy), max(maxx - minx, maxy - miny, 1.0) / 64)
-    try:
-        return geocrs.geometry_to_wgs84(box, bbox_crs.name)
-    except ValueError as exc:
-        raise bad_request(f"bbox={value!r} in {bbox_crs.uri}: {exc}") from None
-
-
-def _beijing_date(text: str, name: str) -> str:
-    text = text.strip()
-    try:
-        if "T" not in text.upper():
-            return dt.date.fromisoformat(text).isoformat()
-        moment = dt.datetime.fromisoformat(text.upper().replace("Z", "+00:00"))
-    except ValueError:
-        raise bad_request(f"{name}={text!r} is not an RFC 3339 date or date-time") from None
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(BEIJING)
-    return moment.date().isoformat()
-
-
-def parse_datetime(value: str | None) -> tuple[str | None, str | None]:
-    """Inclusive (first, last) Beijing dates of an instant or interval; None = open end."""
-    if value is None:
-        return None, None
-    parts = value.split("/")
-    if len(parts) > 2 or not value.strip():
-        raise bad_request(f"datetime={value!r} must be an instant or an interval 'start/end' ('..' = open)")
-    if len(parts) == 1:
-        if parts[0].strip() == "..":
-            raise bad_request("datetime='..' is only allowed as one end of an interval")
-        day = _beijing_date(parts[0], "datetime")
-        return day, day
-    start, end = (None if p.strip() in ("", "..") else _beijing_date(p, "datetime") for p in parts)
-    if start and end and start > end:
-        raise bad_request(f"datetime={value!r}: the interval starts after it ends")
-    return start, end
-
-
-def parse_list(name: str, value: str | None) -> list[str] | None:
-    if value is None:
-        return None
-    items = [v.strip() for v in value.split(",") if v.strip()]
-    if not items:
-        raise bad_request(f"{name} is empty")
-    return items
-
-
-# ------------------------------------------------------------------ selection
-
-
-def select_items(zones: gpd.GeoDataFrame, *, bbox=None, first=None, last=None,
-                 filters: dict[str, list[str]] | None = None) -> gpd.GeoDataFrame:
-    mask = in_force_mask(zones, first, last)
-    for column, values in (filters or {}).items():
-        mask &= zones[column].isin(values).to_numpy()
-    if bbox is not None:
-        mask &= shapely.intersects(zones.geometry.values, bbox)
-    return zones[mask]
-
-
-def layer_zones(request: Request, layer: str):
-    """(snapshot, zones of ``layer``) or 404 naming the collections that exist."""
+def layer_snapshot(request: Request, layer: str):
+    """(snapshot, the layer's LayerData) or 404 naming the collections that exist."""
     snap = request.app.state.catalog.snapshot()
-    zones = snap.zones
-    present = layers_present(zones)
+    present = snap.derived("ogc-layers", layers_present)
     if layer not in present:
-        raise HTTPException(404, f"no collection {layer!r}; collections are {', '.join(present)}")
-    return snap, zones[zones["layer"] == layer]
+        raise not_found(f"no collection {layer!r}; collections are {', '.join(present)}")
+    return snap, layer_data(snap, layer)
 
 
 def layers_present(zones: gpd.GeoDataFrame) -> list[str]:
@@ -278,17 +110,6 @@ def layers_present(zones: gpd.GeoDataFrame) -> list[str]:
 
 
 # ------------------------------------------------------------------ encoding
-
-
-def features_in(frame: gpd.GeoDataFrame, out: OutputCRS) -> list[dict[str, Any]]:
-    """GeoJSON features; RFC 7946 (lon/lat, counter-clockwise exteriors) for CRS84."""
-    if len(frame) == 0:
-        return []
-    if out.uri != CRS84:
-        frame = geocrs.frame_from_wgs84(frame, out.name)
-        if out.swap_axes:
-            frame = frame.set_geometry(_swap_xy(frame.geometry.values))
-    return zones_to_geojson(frame, precision=out.decimals)["features"]
 
 
 def link(href: str, rel: str, media: str, title: str) -> dict[str, str]:
@@ -310,13 +131,31 @@ def _self_and_alternate(request: Request, html: bool) -> list[dict[str, str]]:
     return [as_html, as_json] if html else [as_json, as_html]
 
 
-def _json(content: Any, media: str = JSON, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse(content, media_type=media, headers=headers)
+def _etag(request: Request, data_version: str, html: bool) -> str:
+    """Weak ETag of an answer: it is determined by the data version and the request (only
+    ``timeStamp`` differs between two answers)."""
+    key = f"{data_version}|{request.url}|{html}|{request.headers.get('accept', '')}"
+    return 'W/"' + hashlib.blake2b(key.encode(), digest_size=12).hexdigest() + '"'
 
 
-def _html(request: Request, template: str, **context: Any) -> HTMLResponse:
-    return templates.TemplateResponse(request, template, {"layers": LAYERS, "accuracy_text": ACCURACY_TEXT,
-                                                          **context})
+def _not_modified(request: Request, etag: str) -> Response | None:
+    wanted = request.headers.get("if-none-match")
+    if wanted and (wanted.strip() == "*" or etag.removeprefix("W/") in
+                   [t.strip().removeprefix("W/") for t in wanted.split(",")]):
+        return Response(status_code=304, headers={"ETag": etag})
+    return None
+
+
+def _json(content: Any, media: str = JSON, headers: dict[str, str] | None = None) -> Response:
+    body = json.dumps(content, ensure_ascii=False, separators=(",", ":")).encode()
+    return Response(body, media_type=media, headers=headers)
+
+
+def _html(request: Request, template: str, headers: dict[str, str] | None = None, **context: Any) -> HTMLResponse:
+    response = templates.TemplateResponse(request, template, {"layers": LAYERS, "accuracy_text": ACCURACY_TEXT,
+                                                              **context})
+    response.headers.update(headers or {})
+    return response
 
 
 def _temporal_iso(day: str | None) -> str | None:
@@ -327,7 +166,7 @@ def collection_info(request: Request, zones: gpd.GeoDataFrame, layer: str) -> di
     meta = LAYERS[layer]
     subset = zones[zones["layer"] == layer]
     minx, miny, maxx, maxy = (round(float(v), 7) for v in subset.total_bounds)
-    ends = subset["effective_to"]
+    issued = subset[q.TEMPORAL_PROPERTY].dropna()
     base = str(request.url_for("ogc_collection", layer=layer))
     items = str(request.url_for("ogc_items", layer=layer))
     accuracy = ", ".join(sorted(set(subset["accuracy"])))
@@ -336,7 +175,10 @@ def collection_info(request: Request, zones: gpd.GeoDataFrame, layer: str) -> di
         "title": f"{meta.title_zh} / {meta.title_en}",
         "description": (f"{meta.description_zh}。{meta.description_en}. "
                         f"边界精度 accuracy: {accuracy}. 由文本数字化的边界不是法定边界 / "
-                        "boundaries digitised from text are not the legal line."),
+                        "boundaries digitised from text are not the legal line. "
+                        f"时间范围与 datetime 参数指发布日期 {q.TEMPORAL_PROPERTY} / the temporal extent and the "
+                        f"datetime parameter refer to the issue date, {q.TEMPORAL_PROPERTY}; in_force=DATE selects "
+                        "the zones in force on that date."),
         "keywords": [meta.title_zh, meta.title_en, layer],
         "itemType": "feature",
         "links": [
@@ -348,15 +190,19 @@ def collection_info(request: Request, zones: gpd.GeoDataFrame, layer: str) -> di
             # reads to type the fields instead of guessing them from the first page.
             link(str(request.url_for("ogc_schema", layer=layer)), "describedBy", JSON_SCHEMA,
                  "要素属性结构 feature schema"),
+            link(str(request.url_for("ogc_queryables", layer=layer)), QUERYABLES_REL, JSON_SCHEMA,
+                 "可查询属性 queryables"),
         ],
         "extent": {
             "spatial": {"bbox": [[minx, miny, maxx, maxy]], "crs": CRS84},
             "temporal": {
-                "interval": [[_temporal_iso(subset["effective_from"].min()),
-                              None if ends.isna().any() else _temporal_iso(ends.max())]],
+                "interval": [[_temporal_iso(issued.min()) if len(issued) else None,
+                              _temporal_iso(issued.max()) if len(issued) else None]],
                 "trs": "http://www.opengis.net/def/uom/ISO-8601/0/Gregorian",
             },
         },
+        # The property the temporal extent and `datetime` refer to (also x-ogc-role in the queryables).
+        "temporalProperty": q.TEMPORAL_PROPERTY,
         "crs": list(SUPPORTED_CRS),
         "storageCrs": CRS84,
         "zoneCount": len(subset),
@@ -366,16 +212,20 @@ def collection_info(request: Request, zones: gpd.GeoDataFrame, layer: str) -> di
 # ------------------------------------------------------------------ routes
 
 F_PARAM = Query(None, description="Output format: json (GeoJSON/JSON) or html; default from the Accept header")
+ERRORS = {400: {"description": "Bad parameter (OGC exception: code, description)"},
+          404: {"description": "No such collection or zone (OGC exception: code, description)"}}
+CACHEABLE = {304: {"description": "Not modified (If-None-Match matches the ETag)"}}
 
 
-@router.get("/", name="ogc_landing", summary="Landing page (OGC API – Features)", response_model=None)
+@router.get("/", name="ogc_landing", summary="Landing page (OGC API – Features)", response_model=None,
+            responses={400: ERRORS[400]})
 def landing(request: Request, f: str | None = F_PARAM):
     check_known_params(request, frozenset({"f"}))
     html = wants_html(request, f)
     snap = request.app.state.catalog.snapshot()
     root = str(request.base_url).rstrip("/")
     links = _self_and_alternate(request, html) + [
-        link(f"{root}/openapi.json", "service-desc", OPENAPI, "API 定义 OpenAPI 3.0 definition"),
+        link(f"{root}/api", "service-desc", OPENAPI, "API 定义 OpenAPI 3.0 definition"),
         link(f"{root}/docs", "service-doc", HTML, "API 文档 API documentation"),
         link(f"{root}/conformance", "conformance", JSON, "符合的标准 conformance classes"),
         link(f"{root}/collections", "data", JSON, "图层集合 collections"),
@@ -395,7 +245,26 @@ def landing(request: Request, f: str | None = F_PARAM):
     return _json(body)
 
 
-@router.get("/conformance", name="ogc_conformance", summary="Conformance classes", response_model=None)
+@router.get("/api", name="ogc_api", summary="OGC API definition (OpenAPI 3.0, one typed path per collection)",
+            response_model=None, responses={400: ERRORS[400]})
+def api_definition(request: Request):
+    check_known_params(request, frozenset({"f"}))
+    snap = request.app.state.catalog.snapshot()
+    root = str(request.base_url).rstrip("/")
+
+    def build(zones: gpd.GeoDataFrame) -> bytes:
+        doc = ogc_openapi.openapi_document(
+            title=request.app.title, description=request.app.description, version=request.app.version,
+            server=root, layers=layers_present(zones), crs_uris=list(SUPPORTED_CRS),
+            property_schemas={c: property_schema(c) for c in PUBLISHED_COLUMNS},
+            default_limit=DEFAULT_LIMIT, max_limit=MAX_LIMIT)
+        return json.dumps(doc, ensure_ascii=False).encode()
+
+    return Response(snap.derived(f"ogc-api:{root}", build), media_type=OPENAPI)
+
+
+@router.get("/conformance", name="ogc_conformance", summary="Conformance classes", response_model=None,
+            responses={400: ERRORS[400]})
 def conformance(request: Request, f: str | None = F_PARAM):
     check_known_params(request, frozenset({"f"}))
     body = {"conformsTo": CONFORMANCE}
@@ -405,51 +274,68 @@ def conformance(request: Request, f: str | None = F_PARAM):
 
 
 @router.get("/collections", name="ogc_collections", summary="Zone layers as feature collections",
-            response_model=None)
+            response_model=None, responses={**CACHEABLE, 400: ERRORS[400]})
 def collections(request: Request, f: str | None = F_PARAM):
     check_known_params(request, frozenset({"f"}))
     html = wants_html(request, f)
     snap = request.app.state.catalog.snapshot()
+    etag = _etag(request, snap.data_version, html)
+    if (unchanged := _not_modified(request, etag)) is not None:
+        return unchanged
     infos = [collection_info(request, snap.zones, layer) for layer in layers_present(snap.zones)]
     links = _self_and_alternate(request, html)
     body = {"links": links, "collections": infos, "crs": list(SUPPORTED_CRS), "dataVersion": snap.data_version}
     if html:
-        return _html(request, "collections.html", body=body, links=links)
-    return _json(body)
+        return _html(request, "collections.html", {"ETag": etag}, body=body, links=links)
+    return _json(body, headers={"ETag": etag})
 
 
-@router.get("/collections/{layer}", name="ogc_collection", summary="One zone layer", response_model=None)
+@router.get("/collections/{layer}", name="ogc_collection", summary="One zone layer", response_model=None,
+            responses={**CACHEABLE, **ERRORS})
 def collection(request: Request, layer: str, f: str | None = F_PARAM):
     check_known_params(request, frozenset({"f"}))
     html = wants_html(request, f)
-    snap, _ = layer_zones(request, layer)
+    snap, _ = layer_snapshot(request, layer)
+    etag = _etag(request, snap.data_version, html)
+    if (unchanged := _not_modified(request, etag)) is not None:
+        return unchanged
     info = collection_info(request, snap.zones, layer)
     if html:
-        return _html(request, "collection.html", info=info, links=info["links"],
+        return _html(request, "collection.html", {"ETag": etag}, info=info, links=info["links"],
                      data_version=snap.data_version)
-    return _json(info)
+    return _json(info, headers={"ETag": etag})
 
 
-def _property_schema(column: str) -> dict[str, Any]:
-    if column in FLOAT_COLUMNS:
+def property_schema(column: str) -> dict[str, Any]:
+    """JSON Schema of a published column (``nullable`` as OpenAPI 3.0, which GDAL reads)."""
+    kind = column_type(column)
+    if kind == "number":
         return {"type": "number", "nullable": True}
-    if column in DATE_COLUMNS:
-        return {"type": "string", "format": "date", "nullable": True}
-    if column == "rules":
+    if kind == "date":
+        described = {"type": "string", "format": "date", "nullable": True}
+        if column == q.TEMPORAL_PROPERTY:
+            described["x-ogc-role"] = "primary-instant"
+        return described
+    if kind == "array":
         rule = {"type": "object", "properties": {k: {"type": "string"} for k in ("code", "text_zh", "text_en")}}
         return {"type": "array", "items": rule}
     if column == "accuracy":
         return {"type": "string", "enum": list(ACCURACY)}
+    if column == "zone_id":
+        return {"type": "string", "x-ogc-role": "id"}
     return {"type": "string", "nullable": True}
 
 
+def _geometry_types(layer: str) -> list[str]:
+    return ["Point", "MultiPoint"] if layer in POINT_LAYERS else ["Polygon", "MultiPolygon"]
+
+
 @router.get("/collections/{layer}/schema", name="ogc_schema", summary="Schema of the zones' properties",
-            response_model=None)
+            response_model=None, responses=ERRORS)
 def schema(request: Request, layer: str):
-    """The feature schema (JSON Schema; ``nullable`` as in OpenAPI 3.0, which GDAL understands)."""
+    """The feature schema: every published property with its one type, in every collection."""
     check_known_params(request, frozenset({"f"}))
-    layer_zones(request, layer)
-    geometry = ["Point", "MultiPoint"] if layer in POINT_LAYERS else ["Polygon", "MultiPolygon"]
+    layer_snapshot(request, layer)
     body = {
         "$id": str(request.url_for("ogc_schema", layer=layer)),
         "title": f"{LAYERS[layer].title_zh} / {LAYERS[layer].title_en}",
@@ -458,56 +344,132 @@ def schema(request: Request, layer: str):
         "properties": {
             "type": {"type": "string", "enum": ["Feature"]},
             "id": {"type": "string"},
-            "geometry": {"type": "object", "properties": {"type": {"type": "string", "enum": geometry}}},
+            "geometry": {"type": "object", "properties": {"type": {"type": "string",
+                                                                   "enum": _geometry_types(layer)}}},
             "properties": {
                 "type": "object",
-                "properties": {column: _property_schema(column) for column in ZONE_COLUMNS},
+                "properties": {column: property_schema(column) for column in PUBLISHED_COLUMNS},
             },
         },
     }
     return _json(body, JSON_SCHEMA)
 
 
+@router.get("/collections/{layer}/queryables", name="ogc_queryables", response_model=None, responses=ERRORS,
+            summary="Properties usable in filters, sortby and name=value (OGC API – Features Part 3)")
+def queryables(request: Request, layer: str, f: str | None = F_PARAM):
+    check_known_params(request, frozenset({"f"}))
+    if f is not None and f.strip().lower() not in ("json", "geojson"):
+        raise bad_request(f"f={f!r} is not supported here; queryables are JSON Schema (f=json)")
+    layer_snapshot(request, layer)
+    properties: dict[str, Any] = {
+        "geometry": {"x-ogc-role": "primary-geometry",
+                     "format": "geometry-" + _geometry_types(layer)[1].lower()},
+    }
+    for column in q.QUERYABLES:
+        properties[column] = {"title": column, **{k: v for k, v in property_schema(column).items()
+                                                  if k != "nullable"}}
+    body = {
+        "$schema": "https://json-schema.org/draft/2019-09/schema",
+        "$id": str(request.url_for("ogc_queryables", layer=layer)),
+        "type": "object",
+        "title": f"{LAYERS[layer].title_zh} / {LAYERS[layer].title_en}",
+        "properties": properties,
+        "additionalProperties": False,
+    }
+    return _json(body, JSON_SCHEMA)
+
+
+def _select(request: Request, table: gpd.GeoDataFrame, *, box, issued, in_force, cql) -> np.ndarray:
+    """Positions of the zones matching every filter of the request, in collection order."""
+    mask = np.ones(len(table), dtype=bool)
+    if issued is not None:
+        mask &= q.issued_mask(table, issued)
+    if in_force is not None:
+        mask &= q.in_force(table, in_force)
+    for name in q.QUERYABLES:
+        value = request.query_params.get(name)
+        if value is not None:
+            mask &= q.property_mask(table, name, value)
+    if box is not None:
+        mask &= shapely.intersects(table.geometry.values, box)
+    if cql is not None and mask.any():
+        mask &= q.filter_mask(table, cql)
+    return np.flatnonzero(mask)
+
+
+ITEM_QUERIES = {
+    "bbox": Query(None, description="minx,miny,maxx,maxy in bbox-crs (default CRS84 lon/lat); keeps zones whose "
+                                    "geometry intersects the box"),
+    "bbox_crs": Query(None, alias="bbox-crs", description="CRS URI of bbox (see the collection's crs list)"),
+    "crs": Query(None, description="Output CRS URI (see the collection's crs list); default CRS84"),
+    "datetime": Query(None, description=f"Instant or interval ('..' = open end) of the issue date "
+                                        f"({q.TEMPORAL_PROPERTY})"),
+    "in_force": Query(None, description="Instant or interval: zones in force then (effective_from inclusive, "
+                                        "effective_to exclusive)"),
+    "limit": Query(None, description=f"Page size, 1..{MAX_LIMIT} (larger values are clamped), default {DEFAULT_LIMIT}"),
+    "offset": Query(None, description="Zones to skip (paging; follow the next/prev links)"),
+    "filter": Query(None, description="CQL2 filter on the queryables"),
+    "filter_lang": Query(None, alias="filter-lang", description="cql2-text (default) or cql2-json"),
+    "filter_crs": Query(None, alias="filter-crs", description="CRS of geometries in filter: CRS84 only"),
+    "sortby": Query(None, description="Properties to sort by, comma-separated; '-' prefix = descending"),
+    "properties": Query(None, description="Only these properties, comma-separated"),
+    "skip_geometry": Query(None, alias="skipGeometry", description="true: features without geometry"),
+    "district_code": Query(None, description="District adcode(s), comma-separated, e.g. 110109"),
+    "kind": Query(None, description="Zone kind(s), comma-separated"),
+    "accuracy": Query(None, description=f"Accuracy level(s), comma-separated: {', '.join(ACCURACY)}"),
+}
+
+
 @router.get("/collections/{layer}/items", name="ogc_items", summary="Zones of one layer (GeoJSON or HTML)",
-            response_model=None)
+            response_model=None, responses={**CACHEABLE, **ERRORS})
 def items(
     request: Request,
     layer: str,
     f: str | None = F_PARAM,
-    bbox: str | None = Query(None, description="minx,miny,maxx,maxy in bbox-crs (default CRS84 lon/lat); "
-                             "keeps zones whose geometry intersects the box"),
-    bbox_crs: str | None = Query(None, alias="bbox-crs", description="CRS URI of bbox (see the collection's crs list)"),
-    crs: str | None = Query(None, description="Output CRS URI (see the collection's crs list); default CRS84"),
-    datetime: str | None = Query(None, description="Instant or interval ('..' = open end): zones in force then"),
-    limit: str | None = Query(None, description=f"Page size, 1..{MAX_LIMIT} (larger values are clamped), "
-                              f"default {DEFAULT_LIMIT}"),
-    offset: str | None = Query(None, description="Zones to skip (paging; follow the next/prev links)"),
-    district_code: str | None = Query(None, description="District adcode(s), comma-separated, e.g. 110109"),
-    kind: str | None = Query(None, description="Zone kind(s), comma-separated"),
-    accuracy: str | None = Query(None, description=f"Accuracy level(s), comma-separated: {', '.join(ACCURACY)}"),
+    bbox: str | None = ITEM_QUERIES["bbox"],
+    bbox_crs: str | None = ITEM_QUERIES["bbox_crs"],
+    crs: str | None = ITEM_QUERIES["crs"],
+    datetime: str | None = ITEM_QUERIES["datetime"],
+    in_force: str | None = ITEM_QUERIES["in_force"],
+    limit: str | None = ITEM_QUERIES["limit"],
+    offset: str | None = ITEM_QUERIES["offset"],
+    filter: str | None = ITEM_QUERIES["filter"],  # noqa: A002 - the standard's name
+    filter_lang: str | None = ITEM_QUERIES["filter_lang"],
+    filter_crs: str | None = ITEM_QUERIES["filter_crs"],
+    sortby: str | None = ITEM_QUERIES["sortby"],
+    properties: str | None = ITEM_QUERIES["properties"],
+    skip_geometry: str | None = ITEM_QUERIES["skip_geometry"],
+    district_code: str | None = ITEM_QUERIES["district_code"],
+    kind: str | None = ITEM_QUERIES["kind"],
+    accuracy: str | None = ITEM_QUERIES["accuracy"],
 ):
     check_known_params(request, ITEMS_PARAMS)
     html = wants_html(request, f)
+    snap, data = layer_snapshot(request, layer)
+    etag = _etag(request, snap.data_version, html)
+    if (unchanged := _not_modified(request, etag)) is not None:
+        return unchanged
     out = parse_crs_uri("crs", crs)
     box = parse_bbox(bbox, parse_crs_uri("bbox-crs", bbox_crs))
-    first, last = parse_datetime(datetime)
     page_size = min(parse_int("limit", limit, DEFAULT_LIMIT, 1), MAX_LIMIT)
     skip = parse_int("offset", offset, 0, 0)
-    filters = {name: values for name, values in
-               (("district_code", parse_list("district_code", district_code)),
-                ("kind", parse_list("kind", kind)),
-                ("accuracy", parse_list("accuracy", accuracy))) if values is not None}
-    for code in filters.get("district_code", []):
-        if not ADCODE_RE.match(code):
-            raise bad_request(f"district_code={code!r} is not a 6-digit adcode")
-    for level in filters.get("accuracy", []):
-        if level not in ACCURACY:
-            raise bad_request(f"accuracy={level!r} is not one of {', '.join(ACCURACY)}")
-
-    snap, zones = layer_zones(request, layer)
-    matched = select_items(zones, bbox=box, first=first, last=last, filters=filters)
-    page = matched.iloc[skip:skip + page_size]
-    features = features_in(page, out)
+    if filter_crs is not None and parse_crs_uri("filter-crs", filter_crs).uri != CRS84:
+        raise bad_request(f"filter-crs={filter_crs!r}: geometries in filter must be CRS84")
+    try:
+        matched = _select(request, data.table, box=box, issued=q.parse_interval("datetime", datetime),
+                          in_force=q.parse_interval("in_force", in_force),
+                          cql=None if filter is None else q.parse_filter(filter, filter_lang))
+        keys = q.parse_sortby(sortby)
+        chosen = q.parse_properties(properties)
+        no_geometry = q.parse_bool("skipGeometry", skip_geometry)
+    except q.QueryError as exc:
+        raise bad_request(str(exc)) from None
+    if filter_lang is not None and filter is None:
+        raise bad_request("filter-lang is given without filter")
+    if keys:
+        matched = q.sorted_positions(data.table, matched, keys)
+    page = matched[skip:skip + page_size]
 
     links = _self_and_alternate(request, html)
     link_media, link_f = (HTML, "html") if html else (GEOJSON, "json")
@@ -519,66 +481,53 @@ def items(
                           link_media, "上一页 previous page"))
     links.append(link(str(request.url_for("ogc_collection", layer=layer)), "collection", JSON,
                       "所属集合 the collection"))
-    body = {
-        "type": "FeatureCollection",
-        "features": features,
+    members = {
         "links": links,
         "numberMatched": len(matched),
-        "numberReturned": len(features),
+        "numberReturned": len(page),
         "timeStamp": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
         "dataVersion": snap.data_version,
     }
-    headers = {"Content-Crs": f"<{out.uri}>"}
+    headers = {"Content-Crs": f"<{out.uri}>", "ETag": etag}
     if html:
-        response = _html(request, "items.html", body=body, links=links, layer=layer, offset=skip,
-                         crs_uri=out.uri)
-        response.headers.update(headers)
-        return response
-    return _json(body, GEOJSON, headers)
+        body = {"type": "FeatureCollection", "features": features_in(data.zones.iloc[page], out), **members}
+        return _html(request, "items.html", headers, body=body, links=links, layer=layer, offset=skip,
+                     crs_uri=out.uri)
+    features = encode_page(snap, layer, out, page, chosen, no_geometry)
+    return Response(collection_bytes(features, members), media_type=GEOJSON, headers=headers)
 
 
 @router.get("/collections/{layer}/items/{zone_id}", name="ogc_item", summary="One zone (GeoJSON or HTML)",
-            response_model=None)
+            response_model=None, responses={**CACHEABLE, **ERRORS})
 def item(
     request: Request,
     layer: str,
     zone_id: str,
     f: str | None = F_PARAM,
-    crs: str | None = Query(None, description="Output CRS URI (see the collection's crs list); default CRS84"),
+    crs: str | None = ITEM_QUERIES["crs"],
 ):
     check_known_params(request, frozenset({"f", "crs"}))
     html = wants_html(request, f)
     out = parse_crs_uri("crs", crs)
-    snap, zones = layer_zones(request, layer)
-    match = zones[zones["zone_id"] == zone_id]
-    if match.empty:
-        raise HTTPException(404, f"no zone {zone_id!r} in collection {layer!r}")
-    feature = features_in(match, out)[0]
+    snap, data = layer_snapshot(request, layer)
+    position = data.positions_by_id.get(zone_id)
+    if position is None:
+        raise not_found(f"no zone {zone_id!r} in collection {layer!r}")
+    etag = _etag(request, snap.data_version, html)
+    if (unchanged := _not_modified(request, etag)) is not None:
+        return unchanged
     links = _self_and_alternate(request, html) + [
         link(str(request.url_for("ogc_collection", layer=layer)), "collection", JSON, "所属集合 the collection"),
     ]
-    feature["links"] = links
-    headers = {"Content-Crs": f"<{out.uri}>"}
+    headers = {"Content-Crs": f"<{out.uri}>", "ETag": etag}
     if html:
+        match = data.zones.iloc[[position]]
+        feature = features_in(match, out)[0]
+        feature["links"] = links
         props = zone_properties(match.iloc[0].to_dict())
         svg = geometry_svg(match.geometry.iloc[0], LAYERS[layer].color)
-        response = _html(request, "item.html", feature=feature, props=props, links=links, layer=layer,
-                         data_version=snap.data_version, svg=svg)
-        response.headers.update(headers)
-        return response
-    return _json(feature, GEOJSON, headers)
-
-
-def geometry_svg(geom, color: str, size: int = 320) -> str:
-    """A small inline SVG outline of a WGS84 geometry (north up, longitudes scaled by cos(lat))."""
-    minx, miny, maxx, maxy = geom.bounds
-    kx = math.cos(math.radians((miny + maxy) / 2))
-    span = max((maxx - minx) * kx, maxy - miny, 1e-6)
-    pad = span * 0.05
-    # Map lon/lat to SVG coordinates: x right, y down.
-    shape = shapely.transform(geom, lambda c: np.column_stack([(c[:, 0] - minx) * kx, maxy - c[:, 1]]))
-    stroke = span / 150
-    inner = shape.svg(scale_factor=stroke * (2 if shape.geom_type.endswith("Point") else 1), fill_color=color)
-    view = f"{-pad} {-pad} {(maxx - minx) * kx + 2 * pad} {maxy - miny + 2 * pad}"
-    return (f'<svg xmlns="http://www.w3.org/2000/svg" class="outline" viewBox="{view}" width="{size}" height="{size}" '
-            f'preserveAspectRatio="xMidYMid meet" role="img" aria-label="zone outline">{inner}</svg>')
+        return _html(request, "item.html", headers, feature=feature, props=props, links=links, layer=layer,
+                     data_version=snap.data_version, svg=svg)
+    (encoded,) = encode_page(snap, layer, out, [position], None, False)
+    body = encoded[:-1] + b',"links":' + json.dumps(links, ensure_ascii=False).encode() + b"}"
+    return Response(body, media_type=GEOJSON, headers=headers)

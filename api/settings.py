@@ -45,6 +45,8 @@ class Settings(BaseSettings):
                                                       "data version; needs webhook_secret (HMAC-SHA256 signature)")
     webhook_secret: str | None = Field(None, description="Key of the webhook body's HMAC-SHA256 signature")
     webhook_poll_seconds: float = Field(2.0, description="How often the service looks for a new data version")
+    cors_origins: str | None = Field(None, description="Origins allowed by CORS, comma-separated ('*' = any); "
+                                     "unset = no CORS headers")
     warm_on_start: bool = Field(False, description="Build the lookup index at start-up (`zoning serve` sets it)")
 
     def check(self) -> None:

@@ -178,10 +178,11 @@ def _wrk_number(text: str, unit: str) -> float:
     return value * {"us": 1e-6, "ms": 1e-3, "s": 1.0}[unit]
 
 
-def run_wrk(url: str, script: Path | None, seconds: int = HTTP_SECONDS, timeout_s: int = 2) -> tuple[float, float, float]:
-    """requests/s, p50 and p99 latency (s) from wrk --latency (a request slower than
-    ``timeout_s`` counts as failed)."""
-    args = ["wrk", "-t1", f"-c{HTTP_CONNECTIONS}", f"-d{seconds}s", f"--timeout={timeout_s}s", "--latency"]
+def run_wrk(url: str, script: Path | None, connections: int = HTTP_CONNECTIONS,
+            seconds: int = HTTP_SECONDS, timeout: int = 2) -> tuple[float, float, float]:
+    """requests/s, p50 and p99 latency (s) from wrk --latency; a request slower than
+    ``timeout`` seconds counts as failed."""
+    args = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", f"{timeout}s"]
     if script:
         args += ["-s", str(script)]
     out = subprocess.run([*args, url], capture_output=True, text=True, check=True, timeout=seconds + 60).stdout

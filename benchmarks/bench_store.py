@@ -141,7 +141,7 @@ def http_figures(zones, workdir: Path) -> list[tuple[str, str]]:
             if switching:
                 thread.start()
             try:
-                return run_wrk(base + "/v1/check", script, seconds=HTTP_SECONDS, timeout_s=60)
+                return run_wrk(base + "/v1/check", script, seconds=HTTP_SECONDS, timeout=60)
             finally:
                 stop.set()
                 if switching:

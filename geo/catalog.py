@@ -42,6 +42,9 @@ class Snapshot:
 
     def derived(self, key: str, build: Callable[[gpd.GeoDataFrame], Any]) -> Any:
         """``build(zones)`` computed once for this data version."""
+        value = self._derived.get(key)
+        if value is not None:  # built already: no lock, so readers never wait behind another build
+            return value
         with self._lock:
             if key not in self._derived:
                 self._derived[key] = build(self.zones)

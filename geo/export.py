@@ -6,14 +6,22 @@ the licence/attribution of the base data the boundaries were built from.
 
 * GeoJSON: RFC 7946 (WGS84 lon/lat, counter-clockwise exteriors, 7 decimals) unless a
   CRS is asked for; then a ``crs`` member names it (GDAL reads it), easting first.
-* GeoPackage: one table per zone layer plus a ``provenance`` table.
+* GeoPackage: one table per zone layer plus a ``provenance`` table; dates are Date fields.
 * Shapefile: a zip with one shapefile per zone layer (a shapefile holds one geometry
-  type), ``.prj``, ``.cpg`` (UTF-8), ``fields.csv`` mapping the <= 10-character DBF
-  names to the full column names, ``rules.csv`` with the full rule texts and
-  ``PROVENANCE.txt``.
+  type), ``.prj``, ``.cpg`` (UTF-8, or ``936`` with the DBF's language driver id set
+  for ``encoding="gbk"``, which ArcGIS 10.x and other GBK readers expect), dates as DBF
+  Date fields, ``fields.csv`` mapping the <= 10-character DBF names to the full column
+  names, ``rules.csv`` with the full rule texts and ``PROVENANCE.txt``.
 * KML: always WGS84 (the KML standard allows nothing else); one folder per layer,
   coloured like the map, every column in ExtendedData.
-* CSV: UTF-8 with BOM (Excel opens it), geometry as WKT in the first column.
+* CSV: UTF-8 with BOM (Excel opens it), geometry as WKT in the first column, the CRS in
+  a ``crs`` column; ``csv_companions`` gives the ``.csvt`` (column types) and ``.prj``
+  that GDAL reads beside it. ``geometry="point"|"polygon"`` keeps one geometry type, for
+  loaders that type a layer from its first row (QGIS's delimited-text loader drops
+  the other type).
+
+Every format carries the published columns (``geo.published``): the schema's plus the
+rules as numbered text (``rules_zh``, ``rules_en``) and JSON text (``rules_json``).
 
 Writers build the file in a temporary directory; ``write_export`` renames it into place,
 so a failed export never leaves a half-written file.
@@ -35,13 +43,23 @@ from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 import pyogrio
+import pyogrio.raw
 import pyproj
 import shapely
 
 from geo import crs as geocrs
-from geo.schema import ACCURACY, ACCURACY_TEXT, LAYERS, ZONE_COLUMNS, zones_to_geojson
+from geo.published import (
+    FLAT_COLUMNS,
+    PUBLISHED_COLUMNS,
+    column_type,
+    date_array,
+    published_properties,
+    with_rule_columns,
+)
+from geo.schema import ACCURACY, ACCURACY_TEXT, LAYERS, POINT_LAYERS, zones_to_geojson
 
 
 class ExportError(ValueError):
@@ -91,8 +109,14 @@ SHAPEFILE_FIELDS: dict[str, str] = {
     "name_zh": "name_zh", "name_en": "name_en", "district_code": "dist_code", "district_name": "dist_name",
     "source_doc_no": "src_doc_no", "source_title": "src_title", "source_article": "src_articl",
     "issuer": "issuer", "issued_on": "issued_on", "effective_from": "eff_from", "effective_to": "eff_to",
-    "stated_area_km2": "stated_km2", "area_km2": "area_km2", "rules": "rule_codes", "accuracy": "accuracy",
-    "method": "method", "notes": "notes",
+    "stated_area_km2": "stated_km2", "area_km2": "area_km2", "rules": "rule_codes", "rules_zh": "rules_zh",
+    "rules_en": "rules_en", "rules_json": "rules_json", "accuracy": "accuracy", "method": "method", "notes": "notes",
+}
+# encoding option -> (GDAL's name for it, .cpg text, DBF language driver id). 0x4D is
+# "Chinese GBK (PRC)", code page 936: what ArcGIS 10.x writes for GBK and reads back.
+SHAPEFILE_ENCODINGS: dict[str, tuple[str, str, int | None]] = {
+    "utf-8": ("UTF-8", "UTF-8", None),
+    "gbk": ("CP936", "936", 0x4D),
 }
 DBF_MAX_BYTES = 254
 
@@ -154,9 +178,9 @@ def _in_crs(zones: gpd.GeoDataFrame, crs: str) -> gpd.GeoDataFrame:
 
 
 def _attribute_frame(zones: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
-    """Zone columns as file-friendly values: rules as JSON text."""
-    out = zones.copy()
-    out["rules"] = [json.dumps(r, ensure_ascii=False) for r in out["rules"]]
+    """Published columns as file-friendly values: rules as JSON text."""
+    out = with_rule_columns(zones)
+    out["rules"] = out["rules_json"]
     return out
 
 
@@ -182,32 +206,62 @@ def _write_geojson(zones: gpd.GeoDataFrame, crs: str, prov: dict[str, Any], path
         epsg = _file_crs(crs).split(":")[1]
         out["crs"] = {"type": "name", "properties": {"name": f"urn:ogc:def:crs:EPSG::{epsg}"}}
     out["provenance"] = prov
+    for feature in collection["features"]:
+        feature["properties"] = published_properties(feature["properties"])
     out["features"] = collection["features"]
     path.write_text(json.dumps(out, ensure_ascii=False), encoding="utf-8")
+
+
+def _multi(geoms) -> np.ndarray:
+    """Every geometry as its Multi type: a layer holds one geometry type."""
+    geoms = np.asarray(geoms, dtype=object)
+    kinds = shapely.get_type_id(geoms)
+    return np.array([shapely.multipolygons([g]) if k == 3 else shapely.multipoints([g]) if k == 0 else g
+                     for g, k in zip(geoms, kinds, strict=True)], dtype=object)
+
+
+def _write_layer(frame: gpd.GeoDataFrame, path: Path, *, layer: str, driver: str, names: dict[str, str],
+                 encoding: str | None = None, **options: Any) -> None:
+    """Write ``frame``'s published columns (renamed by ``names``; ``rules`` already text) with
+    typed fields: dates as Date (geopandas would write text or DateTime), areas as Real, the
+    rest as String."""
+    fields, data = [], []
+    for column in PUBLISHED_COLUMNS:
+        kind = column_type(column)
+        values = frame[column].to_numpy()
+        data.append(date_array(values) if kind == "date" else values.astype(float) if kind == "number"
+                    else np.array([v if isinstance(v, str) else None for v in values], dtype=object))
+        fields.append(names.get(column, column))
+    epsg = frame.crs.to_epsg()
+    pyogrio.raw.write(
+        path, shapely.to_wkb(_multi(frame.geometry.values)), data, fields, layer=layer, driver=driver,
+        geometry_type="MultiPoint" if layer in POINT_LAYERS else "MultiPolygon",
+        crs=f"EPSG:{epsg}" if epsg else frame.crs.to_wkt(), encoding=encoding, **options)
 
 
 def _write_gpkg(zones: gpd.GeoDataFrame, crs: str, prov: dict[str, Any], path: Path) -> None:
     frame = _attribute_frame(_in_crs(zones, crs))
     for layer, part in _by_layer(frame):
         meta = LAYERS[layer]
-        pyogrio.write_dataframe(
-            part, path, layer=layer, driver="GPKG", promote_to_multi=True,
-            dataset_options={"VERSION": "1.3"},
-            layer_options={"IDENTIFIER": f"{meta.title_zh} / {meta.title_en}",
-                           "DESCRIPTION": f"{meta.description_zh}. {meta.description_en}. {ACCURACY_NOTE}"},
-        )
+        _write_layer(part, path, layer=layer, driver="GPKG", names={}, append=path.exists(),
+                     dataset_options={"VERSION": "1.3"},
+                     layer_options={"IDENTIFIER": f"{meta.title_zh} / {meta.title_en}",
+                                    "DESCRIPTION": f"{meta.description_zh}. {meta.description_en}. {ACCURACY_NOTE}"})
     rows = [(k, json.dumps(v, ensure_ascii=False) if isinstance(v, list | dict) else str(v))
             for k, v in prov.items()]
     pyogrio.write_dataframe(pd.DataFrame(rows, columns=["key", "value"]), path, layer="provenance",
                             driver="GPKG")
 
 
-def _cut_utf8(text: Any) -> Any:
-    """DBF text holds 254 bytes: cut longer text at a character boundary, marked with '…'."""
-    if not isinstance(text, str) or len(text.encode()) <= DBF_MAX_BYTES:
+def _cut_text(text: Any, codec: str) -> Any:
+    """DBF text holds 254 bytes in the file's encoding: cut longer text at a character boundary,
+    marked with '…'; characters the encoding lacks become '?'."""
+    if not isinstance(text, str):
         return text
-    data = text.encode()[:DBF_MAX_BYTES - len("…".encode())]
-    return data.decode("utf-8", errors="ignore") + "…"
+    data = text.encode(codec, errors="replace")
+    if len(data) <= DBF_MAX_BYTES:
+        return data.decode(codec)
+    return data[:DBF_MAX_BYTES - len("…".encode(codec))].decode(codec, errors="ignore") + "…"
 
 
 SHAPEFILE_NOTE = (
@@ -217,25 +271,40 @@ SHAPEFILE_NOTE = (
     "(the GeoPackage and GeoJSON exports hold the full text).\n"
     "  - rule_codes lists the rule codes; rules.csv has each rule's full Chinese and English text.\n"
     "  - One shapefile per zone layer, since a shapefile holds one geometry type.\n"
+    "  - The .cpg file names the DBF's encoding (UTF-8, or 936 = GBK).\n"
 )
 FIELDS_NOTE = {
     "rules": "rule codes joined by ';' — full texts (zh/en) in rules.csv",
+    "rules_zh": "the rules in Chinese, numbered (cut at 254 bytes: rules.csv has them in full)",
+    "rules_en": "the rules in English, numbered (cut at 254 bytes: rules.csv has them in full)",
+    "rules_json": "the rules as JSON text (cut at 254 bytes: rules.csv has them in full)",
     "stated_area_km2": "area stated in the gazette, km²",
     "area_km2": "geodesic area of the geometry (GRS80), km²",
 }
 
 
-def _write_shp(zones: gpd.GeoDataFrame, crs: str, prov: dict[str, Any], path: Path) -> None:
-    frame = _in_crs(zones, crs).copy()
+def _set_dbf_language(dbf: Path, ldid: int) -> None:
+    """Byte 29 of the DBF header is the language driver id that GBK readers check."""
+    with open(dbf, "r+b") as handle:
+        handle.seek(29)
+        handle.write(bytes([ldid]))
+
+
+def _write_shp(zones: gpd.GeoDataFrame, crs: str, prov: dict[str, Any], path: Path,
+               encoding: str = "utf-8") -> None:
+    gdal_encoding, cpg, ldid = SHAPEFILE_ENCODINGS[encoding]
+    frame = with_rule_columns(_in_crs(zones, crs))
     frame["rules"] = [";".join(r["code"] for r in rules) for rules in frame["rules"]]
-    for column in ZONE_COLUMNS:
-        if frame[column].dtype == object:
-            frame[column] = [_cut_utf8(v) for v in frame[column]]
-    frame = frame.rename(columns=SHAPEFILE_FIELDS)
+    for column in FLAT_COLUMNS:
+        if column_type(column) == "string":
+            frame[column] = [_cut_text(v, gdal_encoding) for v in frame[column]]
     with tempfile.TemporaryDirectory() as tmp, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
         for layer, part in _by_layer(frame):
-            pyogrio.write_dataframe(part, Path(tmp) / f"{layer}.shp", driver="ESRI Shapefile",
-                                    promote_to_multi=True, encoding="UTF-8")
+            _write_layer(part, Path(tmp) / f"{layer}.shp", layer=layer,
+                         driver="ESRI Shapefile", names=SHAPEFILE_FIELDS, encoding=gdal_encoding)
+            (Path(tmp) / f"{layer}.cpg").write_text(cpg, encoding="ascii")
+            if ldid is not None:
+                _set_dbf_language(Path(tmp) / f"{layer}.dbf", ldid)
         for name in sorted(os.listdir(tmp)):
             archive.write(Path(tmp) / name, name)
         archive.writestr("fields.csv", _csv_text(
@@ -259,13 +328,40 @@ def _csv_text(header: list[str], rows: list[list[Any]]) -> str:
 def _write_csv(zones: gpd.GeoDataFrame, crs: str, prov: dict[str, Any], path: Path) -> None:
     frame = _attribute_frame(_in_crs(zones, crs))
     table = pd.DataFrame({"WKT": [_wkt(g, crs) for g in frame.geometry.values]})
-    for column in ZONE_COLUMNS:
+    for column in PUBLISHED_COLUMNS:
         table[column] = frame[column].to_numpy()
     # CSV has no header block: the provenance travels as columns on every row.
     table["data_version"] = prov["data_version"]
     table["crs"] = prov["crs"]
     table["attribution"] = f"{BASE_DATA_ATTRIBUTION} {ACCURACY_NOTE}"
+    assert tuple(table.columns[-len(CSV_EXTRA_COLUMNS):]) == CSV_EXTRA_COLUMNS  # csv_companions relies on it
     table.to_csv(path, index=False, encoding="utf-8-sig", lineterminator="\n")
+
+
+CSV_EXTRA_COLUMNS = ("data_version", "crs", "attribution")
+CSVT_TYPES = {"date": "Date", "number": "Real", "string": "String", "array": "String"}
+
+
+def csv_companions(crs: str | None = None) -> dict[str, str]:
+    """The files GDAL reads beside ``zones.csv``: ``csvt`` (the column types, WKT geometry
+    first) and ``prj`` (the CRS of the WKT)."""
+    crs = parse_export_crs(crs)
+    types = ["WKT"] + [CSVT_TYPES[column_type(c)] for c in PUBLISHED_COLUMNS] + ["String"] * len(CSV_EXTRA_COLUMNS)
+    prj = pyproj.CRS.from_user_input(_file_crs(crs)).to_wkt("WKT1_ESRI")
+    return {"csvt": ",".join(types) + "\n", "prj": prj}
+
+
+GEOMETRY_KINDS = {"point": ("Point", "MultiPoint"), "polygon": ("Polygon", "MultiPolygon")}
+
+
+def select_geometry(zones: gpd.GeoDataFrame, kind: str | None) -> gpd.GeoDataFrame:
+    """Only the zones of one geometry kind (``point`` or ``polygon``); None keeps all."""
+    if kind is None:
+        return zones
+    key = kind.strip().lower()
+    if key not in GEOMETRY_KINDS:
+        raise ExportError(f"geometry={kind!r} is not supported; use point or polygon")
+    return zones[zones.geometry.geom_type.isin(GEOMETRY_KINDS[key]).to_numpy()]
 
 
 def _kml_colour(hex_rgb: str, alpha: str) -> str:
@@ -318,7 +414,7 @@ def _write_kml(zones: gpd.GeoDataFrame, crs: str, prov: dict[str, Any], path: Pa
         ET.SubElement(line, "width").text = "2"
         ET.SubElement(ET.SubElement(style, "PolyStyle"), "color").text = _kml_colour(colour, "55")
     schema = ET.SubElement(document, "Schema", name="zones", id="zones-schema")
-    for column in ZONE_COLUMNS:
+    for column in PUBLISHED_COLUMNS:
         kind = "double" if column in ("stated_area_km2", "area_km2") else "string"
         ET.SubElement(schema, "SimpleField", name=column, type=kind)
     frame = _attribute_frame(zones)
@@ -333,7 +429,7 @@ def _write_kml(zones: gpd.GeoDataFrame, crs: str, prov: dict[str, Any], path: Pa
                 {**row, "rules": zones.loc[index, "rules"]})
             ET.SubElement(placemark, "styleUrl").text = f"#style-{layer}"
             data = ET.SubElement(ET.SubElement(placemark, "ExtendedData"), "SchemaData", schemaUrl="#zones-schema")
-            for column in ZONE_COLUMNS:
+            for column in PUBLISHED_COLUMNS:
                 value = row[column]
                 if value is None or (isinstance(value, float) and pd.isna(value)):
                     continue
@@ -370,6 +466,20 @@ def parse_export_crs(name: str | None) -> str:
     return crs
 
 
+def parse_encoding(encoding: str | None, fmt: str) -> str:
+    """``utf-8`` (default) or, for Shapefiles only, ``gbk``."""
+    if encoding is None:
+        return "utf-8"
+    key = encoding.strip().lower().replace("_", "-")
+    key = {"utf8": "utf-8", "cp936": "gbk", "936": "gbk"}.get(key, key)
+    if key not in SHAPEFILE_ENCODINGS:
+        raise ExportError(f"encoding={encoding!r} is not supported; use utf-8 (default) or gbk")
+    if key != "utf-8" and fmt != "shp":
+        raise ExportError(f"encoding={encoding!r} applies to Shapefiles only (format=shp); "
+                          "the other formats are always UTF-8")
+    return key
+
+
 def _prepare(zones: gpd.GeoDataFrame, fmt: str, crs: str | None, data_version: str,
              selection: dict[str, Any] | None) -> tuple[ExportFormat, str, dict[str, Any]]:
     export_format = parse_format(fmt)
@@ -382,18 +492,28 @@ def _prepare(zones: gpd.GeoDataFrame, fmt: str, crs: str | None, data_version: s
     return export_format, crs, provenance(zones, data_version, crs=crs, selection=selection)
 
 
+def _write(export_format: ExportFormat, zones: gpd.GeoDataFrame, crs: str, prov: dict[str, Any], path: Path,
+           encoding: str | None) -> None:
+    encoding = parse_encoding(encoding, export_format.name)
+    if export_format.name == "shp":
+        _write_shp(zones, crs, prov, path, encoding)
+    else:
+        WRITERS[export_format.name](zones, crs, prov, path)
+
+
 def export_bytes(zones: gpd.GeoDataFrame, fmt: str, *, data_version: str, crs: str | None = None,
-                 selection: dict[str, Any] | None = None) -> bytes:
+                 selection: dict[str, Any] | None = None, encoding: str | None = None) -> bytes:
     """The export file's content. ``zones`` are WGS84; ``crs`` is the output CRS (default WGS84)."""
     export_format, crs, prov = _prepare(zones, fmt, crs, data_version, selection)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / f"zones.{export_format.extension}"
-        WRITERS[export_format.name](zones, crs, prov, path)
+        _write(export_format, zones, crs, prov, path, encoding)
         return path.read_bytes()
 
 
 def write_export(zones: gpd.GeoDataFrame, fmt: str, out: str | os.PathLike[str], *, data_version: str,
-                 crs: str | None = None, selection: dict[str, Any] | None = None) -> Path:
+                 crs: str | None = None, selection: dict[str, Any] | None = None,
+                 encoding: str | None = None) -> Path:
     """Write the export to ``out`` atomically: a failure leaves any existing file untouched."""
     export_format, crs, prov = _prepare(zones, fmt, crs, data_version, selection)
     out = Path(out)
@@ -403,6 +523,6 @@ def write_export(zones: gpd.GeoDataFrame, fmt: str, out: str | os.PathLike[str],
         raise ExportError(f"folder {out.parent} does not exist")
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.") as tmp:
         path = Path(tmp) / f"zones.{export_format.extension}"
-        WRITERS[export_format.name](zones, crs, prov, path)
+        _write(export_format, zones, crs, prov, path, encoding)
         os.replace(path, out)
     return out

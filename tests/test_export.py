@@ -17,6 +17,7 @@ import shapely
 
 from geo import schema
 from geo.export import DBF_MAX_BYTES, FORMATS, SHAPEFILE_FIELDS
+from geo.published import PUBLISHED_COLUMNS
 from geo.store import ZoneStore
 from tests.conftest import _client_for, make_zone
 
@@ -211,7 +212,7 @@ def test_shapefile_zip_has_prj_utf8_cpg_field_map_rules_and_provenance(export_cl
         assert archive.read(f"{layer}.cpg").decode().strip() == "UTF-8"
         assert "WGS" in archive.read(f"{layer}.prj").decode()
     fields = pd.read_csv(io.BytesIO(archive.read("fields.csv")), encoding="utf-8-sig")
-    assert set(fields["column"]) == set(schema.ZONE_COLUMNS)
+    assert set(fields["column"]) == set(PUBLISHED_COLUMNS)
     assert fields["dbf_field"].str.len().max() <= 10 and fields["dbf_field"].is_unique
     rules = pd.read_csv(io.BytesIO(archive.read("rules.csv")), encoding="utf-8-sig")
     multi = rules[rules["zone_id"] == "t-multi"]
@@ -253,6 +254,68 @@ def test_download_names_the_file_after_the_data_version(export_client):
     version = export_client.get("/healthz").json()["data_version"]
     assert f'filename="zoning-{version}-110109.zip"' in answer.headers["content-disposition"]
     assert answer.headers["x-data-version"] == version
+
+
+@pytest.mark.parametrize("fmt", ["geojson", "gpkg", "shp", "kml", "csv"])
+def test_every_format_carries_the_rules_as_numbered_text_and_json(export_client, tmp_path, fmt):
+    frame = read_export(download(export_client, format=fmt), fmt, tmp_path)
+    multi = frame[frame["zone_id"] == "t-multi"].iloc[0]
+    assert multi["rules_zh"] == f"1. {RULES[0]['text_zh']}\n2. {RULES[1]['text_zh']}"
+    assert multi["rules_en"] == f"1. {RULES[0]['text_en']}\n2. {RULES[1]['text_en']}"
+    if fmt == "shp" and multi["rules_json"].endswith("…"):  # cut at 254 bytes; rules.csv has it all
+        assert json.dumps(RULES, ensure_ascii=False).startswith(multi["rules_json"][:-1])
+    else:
+        assert json.loads(multi["rules_json"]) == RULES
+    point = frame[frame["zone_id"] == "t-point"].iloc[0]
+    assert _value("rules_zh", point["rules_zh"]) is None and json.loads(point["rules_json"]) == []
+
+
+@pytest.mark.parametrize("fmt", ["gpkg", "shp"])
+def test_dates_are_date_fields_in_geopackage_and_shapefile(export_client, tmp_path, fmt):
+    path = tmp_path / f"z.{FORMATS[fmt].extension}"
+    path.write_bytes(download(export_client, format=fmt))
+    source = f"/vsizip/{path}" if fmt == "shp" else str(path)
+    for layer, _ in pyogrio.list_layers(source):
+        if layer == "provenance":
+            continue
+        info = pyogrio.read_info(source, layer=layer)
+        types = dict(zip(info["fields"], info["dtypes"], strict=True))
+        names = SHAPEFILE_FIELDS if fmt == "shp" else {c: c for c in schema.DATE_COLUMNS}
+        for column in schema.DATE_COLUMNS:
+            assert types[names[column]].startswith("datetime64"), (layer, column, types[names[column]])
+        # Date, not DateTime: the value read back has no time part.
+        frame = pyogrio.read_dataframe(source, layer=layer, datetime_as_string=True)
+        assert all(len(v) == 10 for v in frame[names["issued_on"]].dropna())
+
+
+def test_gbk_shapefile_has_cpg_936_the_gbk_language_id_and_gbk_text(export_client, stored, tmp_path):
+    answer = export_client.get("/v1/export", params={"format": "shp", "encoding": "gbk"})
+    assert answer.status_code == 200, answer.text
+    archive = zipfile.ZipFile(io.BytesIO(answer.content))
+    dbf = archive.read("livestock_ban.dbf")
+    assert archive.read("livestock_ban.cpg").decode() == "936"
+    assert dbf[29] == 0x4D  # language driver id: Chinese GBK (PRC), code page 936
+    name = stored.loc[stored["zone_id"] == "t-square", "name_zh"].iloc[0]
+    assert name.encode("gbk") in dbf and name.encode("utf-8") not in dbf
+    # GDAL decodes it through the .cpg; the long notes are cut at 254 GBK bytes, not UTF-8 bytes.
+    path = tmp_path / "gbk.zip"
+    path.write_bytes(answer.content)
+    frame = pyogrio.read_dataframe(f"/vsizip/{path}", layer="eco_redline")
+    assert frame["name_zh"].tolist() == stored.loc[stored["layer"] == "eco_redline", "name_zh"].tolist()
+    notes = frame["notes"].iloc[0]
+    assert notes.endswith("…") and DBF_MAX_BYTES - 2 <= len(notes.encode("gbk")) <= DBF_MAX_BYTES
+    assert LONG_NOTE.startswith(notes[:-1])
+
+
+@pytest.mark.parametrize(("params", "named"), [
+    ({"format": "geojson", "encoding": "gbk"}, "Shapefile"),
+    ({"format": "shp", "encoding": "latin-1"}, "encoding"),
+    ({"format": "csv", "geometry": "line"}, "geometry"),
+])
+def test_bad_encoding_and_geometry_options_are_400(export_client, params, named):
+    answer = export_client.get("/v1/export", params=params)
+    assert answer.status_code == 400, answer.text
+    assert named in answer.json()["detail"]
 
 
 # ------------------------------------------------------------------ selection
@@ -320,8 +383,17 @@ def test_cli_export_writes_the_same_file_the_api_serves(export_client, stored, t
     assert table["zone_id"].tolist() == ["t-multi"]
 
 
+def test_cli_export_writes_a_gbk_shapefile(export_client, tmp_path):
+    out = tmp_path / "gbk.zip"
+    store = str(tmp_path / "store" / "zones.gpkg")
+    assert run_cli(["export", "--format", "shp", "--encoding", "gbk", "--out", str(out), "--store", store]) == 0
+    assert zipfile.ZipFile(out).read("livestock_ban.cpg").decode() == "936"
+
+
 @pytest.mark.parametrize("args", [
     ["--format", "xls"],
+    ["--format", "csv", "--encoding", "gbk"],
+    ["--format", "csv", "--geometry", "line"],
     ["--format", "kml", "--crs", "EPSG:4548"],
     ["--format", "gpkg", "--layers", "farms"],
     ["--format", "gpkg", "--as-of", "someday"],
@@ -348,3 +420,92 @@ def test_bundled_zones_round_trip_in_every_format(client, tmp_path, fmt):
     stored_zones = ZoneStore(tmp_path / "store" / "zones.gpkg").load()
     frame = read_export(download(client, format=fmt), fmt, tmp_path)
     assert_same_zones(normalise(frame, shapefile=fmt == "shp"), stored_zones, shapefile=fmt == "shp")
+
+
+# ------------------------------------------------------------------ exports by URL (HEAD, Range, ETag)
+
+
+def _version(client) -> str:
+    return client.get("/healthz").json()["data_version"]
+
+
+def test_stable_url_and_current_alias_serve_the_same_bytes_every_time(export_client):
+    version = _version(export_client)
+    first = export_client.get(f"/v1/export/{version}/zones.gpkg")
+    again = export_client.get(f"/v1/export/{version}/zones.gpkg")
+    alias = export_client.get("/v1/export", params={"format": "gpkg"})
+    latest = export_client.get("/v1/export/latest/zones.gpkg")
+    assert first.status_code == again.status_code == alias.status_code == latest.status_code == 200
+    assert first.content == again.content == alias.content == latest.content
+    assert first.headers["etag"] == alias.headers["etag"] == latest.headers["etag"]
+    assert first.headers["etag"].startswith('"') and not first.headers["etag"].startswith("W/")
+    assert alias.headers["content-location"].endswith(f"/v1/export/{version}/zones.gpkg")
+    assert int(first.headers["content-length"]) == len(first.content)
+    assert "last-modified" in first.headers and first.headers["accept-ranges"] == "bytes"
+
+
+def test_head_gives_the_size_and_etag_without_a_body(export_client):
+    get = export_client.get("/v1/export/latest/zones.zip")
+    head = export_client.head("/v1/export/latest/zones.zip")
+    assert head.status_code == 200 and head.content == b""
+    assert head.headers["content-length"] == str(len(get.content))
+    assert head.headers["etag"] == get.headers["etag"]
+    assert export_client.head("/v1/export", params={"format": "kml"}).status_code == 200
+
+
+def test_range_requests_get_206_with_the_exact_bytes_and_416_past_the_end(export_client):
+    whole = export_client.get("/v1/export/latest/zones.geojson").content
+    part = export_client.get("/v1/export/latest/zones.geojson", headers={"Range": "bytes=10-109"})
+    assert part.status_code == 206 and part.content == whole[10:110]
+    assert part.headers["content-range"] == f"bytes 10-109/{len(whole)}"
+    tail = export_client.get("/v1/export/latest/zones.geojson", headers={"Range": "bytes=-20"})
+    assert tail.status_code == 206 and tail.content == whole[-20:]
+    multi = export_client.get("/v1/export/latest/zones.geojson", headers={"Range": "bytes=0-4,20-29"})
+    assert multi.status_code == 206 and multi.headers["content-type"].startswith("multipart/byteranges")
+    assert whole[0:5] in multi.content and whole[20:30] in multi.content
+    past = export_client.get("/v1/export/latest/zones.geojson", headers={"Range": f"bytes={len(whole) + 10}-"})
+    assert past.status_code == 416 and past.headers["content-range"] == f"bytes */{len(whole)}"
+
+
+def test_if_none_match_is_304_and_if_range_with_a_stale_etag_gets_the_whole_file(export_client):
+    url = "/v1/export/latest/zones.csv"
+    etag = export_client.get(url).headers["etag"]
+    assert export_client.get(url, headers={"If-None-Match": etag}).status_code == 304
+    assert export_client.get(url, headers={"If-None-Match": '"stale"'}).status_code == 200
+    stale = export_client.get(url, headers={"Range": "bytes=0-9", "If-Range": '"stale"'})
+    assert stale.status_code == 200 and len(stale.content) > 10
+    fresh = export_client.get(url, headers={"Range": "bytes=0-9", "If-Range": etag})
+    assert fresh.status_code == 206 and len(fresh.content) == 10
+
+
+def test_each_option_set_is_its_own_file_and_an_old_version_keeps_its_url(export_client, tmp_path, export_zones):
+    old = _version(export_client)
+    plain = export_client.get(f"/v1/export/{old}/zones.zip")
+    gbk = export_client.get(f"/v1/export/{old}/zones.zip", params={"encoding": "gbk"})
+    assert plain.headers["etag"] != gbk.headers["etag"]
+    ZoneStore(tmp_path / "store" / "zones.gpkg").save(export_zones.iloc[:2], action="edit")
+    new = _version(export_client)
+    assert new != old
+    assert export_client.get(f"/v1/export/{old}/zones.zip").content == plain.content
+    assert export_client.get("/v1/export/latest/zones.zip").headers["x-data-version"] == new
+    answer = export_client.get("/v1/export/v99-00000000/zones.zip")
+    assert answer.status_code == 404 and new in answer.json()["detail"]
+    assert export_client.get(f"/v1/export/{new}/zones.xls").status_code == 404
+
+
+def test_csv_companions_give_gdal_the_column_types_and_the_crs(export_client):
+    csvt = export_client.get("/v1/export/latest/zones.csvt").text.strip().split(",")
+    header = export_client.get("/v1/export/latest/zones.csv").content.decode("utf-8-sig").split("\n")[0].split(",")
+    assert len(csvt) == len(header) and csvt[0] == "WKT"
+    types = dict(zip(header, csvt, strict=True))
+    assert types["issued_on"] == "Date" and types["area_km2"] == "Real" and types["rules_zh"] == "String"
+    assert "GCS_WGS_1984" in export_client.get("/v1/export/latest/zones.prj").text
+    assert "Gauss" in export_client.get("/v1/export/latest/zones.prj", params={"crs": "EPSG:4548"}).text
+
+
+def test_geometry_option_gives_one_geometry_type_per_csv(export_client):
+    points = pd.read_csv(io.BytesIO(download(export_client, format="csv", geometry="point")), encoding="utf-8-sig")
+    polygons = pd.read_csv(io.BytesIO(download(export_client, format="csv", geometry="polygon")),
+                           encoding="utf-8-sig")
+    assert points["zone_id"].tolist() == ["t-point"]
+    assert set(polygons["zone_id"]) == {"t-square", "t-holed", "t-repealed", "t-multi"}

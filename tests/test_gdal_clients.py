@@ -8,6 +8,7 @@ different GDAL build from the one inside pyogrio, which is why they are used her
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -15,6 +16,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import geopandas as gpd
@@ -46,6 +48,7 @@ def synthetic_zones() -> gpd.GeoDataFrame:
     records = [
         make_zone(f"t-ban-{i:02d}", shapely.box(116.0 + i * 0.01, 39.9, 116.008 + i * 0.01, 39.95),
                   name_zh=f"禁养区第{i}片", stated_area_km2=None if i % 3 else 0.5 + i,
+                  issued_on="2021-03-01" if i % 5 == 0 else "2020-02-25",
                   effective_to="2021-01-01" if i == 7 else None, accuracy=schema.ACCURACY[i % 4])
         for i in range(25)
     ]
@@ -67,22 +70,15 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="module", params=["synthetic", "bundled"])
-def server(request, tmp_path_factory):
-    """(base URL, store path) of a uvicorn server on a free port; stopped after the module."""
-    gdal_tool("ogrinfo")
-    tmp = tmp_path_factory.mktemp(f"server-{request.param}")
-    if request.param == "synthetic":
-        seed = tmp / "seed.geojson"
-        seed.write_text(json.dumps(schema.zones_to_geojson(synthetic_zones(), precision=None), ensure_ascii=False),
-                        encoding="utf-8")
-    else:
-        assert BUNDLED_ZONES.exists(), "data/boundaries/zones.geojson is missing: run `zoning build`"
-        seed = BUNDLED_ZONES
+@contextlib.contextmanager
+def uvicorn_server(tmp: Path, seed: Path) -> Iterator[str]:
+    """The app under uvicorn on a free 127.0.0.1 port with a fresh store in ``tmp`` made from
+    ``seed``; yields the base URL. Its log (with uvicorn's access lines: every request
+    URL) is ``tmp/server.log``."""
     store = tmp / "zones.gpkg"
     port = free_port()
     env = {**os.environ, "ZONING_STORE": str(store), "ZONING_SEED": str(seed), "ZONING_LOG_LEVEL": "warning"}
-    log = open(tmp / "server.log", "w")  # noqa: SIM115 - closed in teardown
+    log = open(tmp / "server.log", "w")  # noqa: SIM115 - closed below
     process = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "--factory", "api.app:create_app", "--host", "127.0.0.1",
          "--port", str(port)], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -99,11 +95,27 @@ def server(request, tmp_path_factory):
             assert process.poll() is None, (tmp / "server.log").read_text()
             assert time.monotonic() < deadline, "server did not start within 60 s"
             time.sleep(0.2)
-        yield base, store
+        yield base
     finally:
         process.terminate()
         process.wait(timeout=20)
         log.close()
+
+
+@pytest.fixture(scope="module", params=["synthetic", "bundled"])
+def server(request, tmp_path_factory):
+    """(base URL, store path) of a uvicorn server on a free port; stopped after the module."""
+    gdal_tool("ogrinfo")
+    tmp = tmp_path_factory.mktemp(f"server-{request.param}")
+    if request.param == "synthetic":
+        seed = tmp / "seed.geojson"
+        seed.write_text(json.dumps(schema.zones_to_geojson(synthetic_zones(), precision=None), ensure_ascii=False),
+                        encoding="utf-8")
+    else:
+        assert BUNDLED_ZONES.exists(), "data/boundaries/zones.geojson is missing: run `zoning build`"
+        seed = BUNDLED_ZONES
+    with uvicorn_server(tmp, seed) as base:
+        yield base, tmp / "zones.gpkg"
 
 
 def stored_zones(store: Path) -> gpd.GeoDataFrame:
@@ -157,6 +169,36 @@ def test_gdal_spatial_filter_gets_only_zones_whose_geometry_intersects(server):
     assert count == int(shapely.intersects(subset.geometry.values, box).sum()) >= 1
 
 
+def test_ogr2ogr_where_on_a_date_field_is_filtered_by_the_server_with_the_right_zones(server, tmp_path):
+    base, store = server
+    zones = stored_zones(store)
+    recent = zones["issued_on"] >= "2021-01-01"
+    # A layer where the filter has something to keep and something to drop (the bundled
+    # livestock_ban has none since 2021: the issue's case, where every zone used to come back).
+    layer = next(name for name in schema.LAYERS
+                 if 0 < (recent & (zones["layer"] == name)).sum() < (zones["layer"] == name).sum())
+    expected = sorted(zones.loc[recent & (zones["layer"] == layer), "zone_id"])
+    log = store.parent / "server.log"
+    seen = len(log.read_text())
+    out = tmp_path / "recent.geojson"
+    run(gdal_tool("ogr2ogr"), "-f", "GeoJSON", str(out), f"OAPIF:{base}", layer,
+        "-where", "issued_on >= '2021-01-01'")
+    empty = tmp_path / "ban.geojson"
+    run(gdal_tool("ogr2ogr"), "-f", "GeoJSON", str(empty), f"OAPIF:{base}", "livestock_ban",
+        "-where", "issued_on >= '2021-01-01'")
+    assert sorted(f["properties"]["zone_id"] for f in json.loads(empty.read_text(encoding="utf-8"))["features"]) \
+        == sorted(zones.loc[recent & (zones["layer"] == "livestock_ban"), "zone_id"])
+    got = sorted(f["properties"]["zone_id"] for f in json.loads(out.read_text(encoding="utf-8"))["features"])
+    assert got == expected
+    # GDAL sent the condition to the server (as CQL text, since /api offers it) instead of
+    # fetching every zone and filtering itself, and the server answered it.
+    items = [line for line in log.read_text()[seen:].splitlines() if f"/collections/{layer}/items" in line]
+    filtered = [line for line in items if "filter=issued_on" in line]
+    assert filtered and all(" 200 " in line for line in filtered), items
+    # The only unfiltered request is GDAL's first-page probe for the field list, never paging.
+    assert all("offset=" not in line for line in items if line not in filtered), items
+
+
 # ------------------------------------------------------------------ exports read by the GDAL command line
 
 
@@ -200,3 +242,36 @@ def test_gdal_command_line_reads_each_export_back_to_the_same_zones(server, tmp_
 
         frame = frame.rename(columns={short: full for full, short in SHAPEFILE_FIELDS.items()})
     assert_same_zones(normalise(frame, shapefile=fmt == "shp"), stored_zones(store), shapefile=fmt == "shp")
+
+
+# ------------------------------------------------------------------ exports opened by URL (/vsicurl/)
+
+
+@pytest.mark.parametrize(("filename", "prefix"), [
+    ("zones.geojson", "/vsicurl/"),
+    ("zones.gpkg", "/vsicurl/"),
+    ("zones.kml", "/vsicurl/"),
+    ("zones.zip", "/vsizip//vsicurl/"),
+    ("zones.csv", "CSV:/vsicurl/"),  # with zones.csvt (types) and zones.prj (CRS) fetched beside it
+])
+def test_gdal_opens_each_export_by_url_without_downloading_it_first(server, tmp_path, filename, prefix):
+    base, store = server
+    with urllib.request.urlopen(f"{base}/healthz", timeout=30) as answer:
+        version = json.load(answer)["data_version"]
+    source = f"{prefix}{base}/v1/export/{version}/{filename}"
+    # read_with_gdal_cli reprojects to EPSG:4326, which fails for a layer without a CRS: the
+    # CSV's CRS must come from zones.prj.
+    frame = read_with_gdal_cli(source, tmp_path)
+    shapefile = filename.endswith(".zip")
+    if shapefile:
+        from geo.export import SHAPEFILE_FIELDS
+
+        frame = frame.rename(columns={short: full for full, short in SHAPEFILE_FIELDS.items()})
+    assert_same_zones(normalise(frame, shapefile=shapefile), stored_zones(store), shapefile=shapefile)
+
+
+def test_gdal_reads_csv_companion_types_so_dates_are_dates(server):
+    base, _ = server
+    out = run(gdal_tool("ogrinfo"), "-ro", "-so", "-al", f"CSV:/vsicurl/{base}/v1/export/latest/zones.csv")
+    assert "issued_on: Date" in out and "area_km2: Real" in out
+    assert "WGS 84" in out or "WGS_1984" in out

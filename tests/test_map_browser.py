@@ -264,7 +264,6 @@ def test_static_export_opens_from_disk_with_the_network_blocked(browser, bundled
         recorder.context.close()
 
 
-
 # ---------------------------------------------------------------- what matters: activities, coverage, legibility
 
 PIG = "livestock_scale_farm_new"
@@ -383,4 +382,37 @@ def test_whole_district_designations_are_outlines_and_shared_shapes_list_each_ot
     # 平蓟三 reaches into Tianjin and Hebei: those units are outlined, dashed, with their names
     assert p.locator("path.zoning-neighbour").count() == 4
     assert "三河市" in p.locator(".zoning-neighbour-label").all_inner_texts()
+    page.assert_clean()
+
+
+# ---------------------------------------------------------------- API documentation, offline
+
+
+def _operation_count(server) -> int:
+    import json
+    import urllib.request
+
+    with urllib.request.urlopen(f"{server}/openapi.json", timeout=30) as answer:
+        api = json.load(answer)
+    return sum(1 for methods in api["paths"].values() for method in methods
+               if method in ("get", "head", "post", "put", "delete", "patch"))
+
+
+def test_swagger_ui_docs_render_every_operation_offline(page, server):
+    p = page.page
+    p.goto(f"{server}/docs")
+    p.wait_for_selector(".opblock", timeout=20_000)
+    p.wait_for_load_state("networkidle")
+    assert p.locator(".opblock").count() == _operation_count(server)
+    assert p.locator(".opblock-summary-path", has_text="/v1/check").count() >= 1
+    page.assert_clean()
+
+
+def test_redoc_docs_render_every_operation_offline(page, server):
+    p = page.page
+    p.goto(f"{server}/redoc")
+    p.wait_for_selector("[data-section-id^='operation/']", timeout=30_000)
+    p.wait_for_load_state("networkidle")
+    assert p.locator("[data-section-id^='operation/']").count() == _operation_count(server)
+    assert "fonts.googleapis" not in p.content()
     page.assert_clean()

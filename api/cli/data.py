@@ -103,16 +103,19 @@ def export_zones(
     district: str | None = typer.Option(None, "--district", help="District adcode (110109) or name (门头沟区)."),
     crs: str | None = typer.Option(None, "--crs", help="Output CRS, e.g. EPSG:4490 or EPSG:4548 (default WGS84)."),
     as_of: str | None = typer.Option(None, "--as-of", help="Only zones in force on this date (YYYY-MM-DD)."),
+    encoding: str | None = typer.Option(None, "--encoding", help="Shapefile DBF encoding: utf-8 (default) or gbk."),
+    geometry: str | None = typer.Option(None, "--geometry", help="Only point or only polygon zones."),
     store: Path | None = store_option(),
 ) -> None:
     """Export zones for GIS: every metadata column plus a provenance note (same as GET /v1/export)."""
-    from geo.export import write_export
+    from geo.export import select_geometry, write_export
     from geo.selection import select_zones
 
     zones, current = resolve_store(store).snapshot()
-    zones = select_zones(zones, layers=layers, district=district, as_of=as_of)
+    zones = select_geometry(select_zones(zones, layers=layers, district=district, as_of=as_of), geometry)
     path = write_export(zones, format, out, data_version=current.data_version, crs=crs,
-                        selection={"layers": layers, "district": district, "as_of": as_of})
+                        encoding=encoding, selection={"layers": layers, "district": district, "as_of": as_of,
+                                                      "geometry": geometry, "encoding": encoding})
     console.print(f"wrote {len(zones)} zones to {path}", highlight=False)
 
 
