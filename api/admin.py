@@ -3,14 +3,18 @@
 Off unless ``ZONING_ADMIN_TOKEN`` is set; then every request needs
 ``Authorization: Bearer <token>``. The token and an upload's declared size are checked
 before the request body is read, so nobody can make the service spool a large upload
-without the token. The service answers from a new version as soon as it is written (the
-catalog reloads when the store file changes): no restart.
+without the token. The service answers from a new version as soon as it is written and
+loaded (the catalog notices the new version and swaps it in): no restart.
 """
 
 from __future__ import annotations
 
 import hmac
+import math
 import tempfile
+import threading
+import time
+from collections import deque
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
@@ -21,7 +25,7 @@ from fastapi.routing import APIRoute
 
 from api.errors import NotFoundError
 from geo import importer, uploads
-from geo.store import StoreError, ZoneStore, diff_details
+from geo.store import StoreBackend, StoreError
 
 # Room for the multipart framing and the form fields around the file itself.
 MULTIPART_SLACK_BYTES = 64 * 1024
@@ -39,14 +43,64 @@ def _refusal(status: int, message: str, **headers: str) -> JSONResponse:
     return JSONResponse(status_code=status, content={"detail": message}, headers=headers or None)
 
 
+class FailedAttempts:
+    """Failed admin authentications per client address in a sliding window: past ``limit``
+    failures within ``window_s`` seconds, that address is answered 429 until the oldest
+    failure leaves the window, whatever token it sends (so a token cannot be guessed)."""
+
+    def __init__(self, limit: int, window_s: float):
+        self.limit, self.window_s = limit, window_s
+        self._failures: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def _recent(self, client: str, now: float) -> deque[float]:
+        times = self._failures.get(client, deque())
+        while times and times[0] <= now - self.window_s:
+            times.popleft()
+        return times
+
+    def retry_after(self, client: str) -> int | None:
+        """Seconds until ``client`` may try again, or None if it may now."""
+        now = time.monotonic()
+        with self._lock:
+            times = self._recent(client, now)
+            if not times:
+                self._failures.pop(client, None)
+            if len(times) < self.limit:
+                return None
+            return max(1, math.ceil(times[0] + self.window_s - now))
+
+    def record(self, client: str) -> None:
+        now = time.monotonic()
+        with self._lock:
+            self._failures[client] = self._recent(client, now)
+            self._failures[client].append(now)
+
+
+def _failed_attempts(request: Request) -> FailedAttempts:
+    state = request.app.state
+    if getattr(state, "admin_failures", None) is None:
+        settings = state.settings
+        state.admin_failures = FailedAttempts(settings.admin_max_failures, settings.admin_failure_window_s)
+    return state.admin_failures
+
+
 def _check_request(request: Request) -> JSONResponse | None:
-    """A refusal for a request without the admin token or with an oversized upload, else None."""
+    """A refusal for a request without the admin token, from an address with too many failed
+    attempts, or with an oversized upload, else None."""
     settings = request.app.state.settings
     if not settings.admin_token:
         return _refusal(403, "管理接口未启用 / admin endpoints are off: no admin token is configured "
                              "(set ZONING_ADMIN_TOKEN to enable them)")
+    client = request.client.host if request.client else "?"
+    failures = _failed_attempts(request)
+    wait = failures.retry_after(client)
+    if wait is not None:
+        return _refusal(429, f"尝试次数过多 / too many failed admin attempts from {client}; try again in {wait} s",
+                        **{"Retry-After": str(wait)})
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), settings.admin_token.encode()):
+        failures.record(client)
         return _refusal(401, "需要管理令牌 / a valid admin token is required: Authorization: Bearer <token>",
                         **{"WWW-Authenticate": "Bearer"})
     if request.method == "POST" and request.url.path.endswith("/import"):
@@ -74,11 +128,11 @@ class AdminRoute(APIRoute):
 router = APIRouter(prefix="/v1/admin", tags=["admin"], route_class=AdminRoute)
 
 
-def _store(request: Request) -> ZoneStore:
+def _store(request: Request) -> StoreBackend:
     return request.app.state.catalog.store
 
 
-def _known_version(store: ZoneStore, number: int) -> None:
+def _known_version(store: StoreBackend, number: int) -> None:
     try:
         store.version(number)
     except StoreError as exc:
@@ -135,7 +189,7 @@ def import_zones(
             "problems": report.problems, "report": body})
     if dry_run:
         return JSONResponse(status_code=200, content={"detail": "dry run: nothing was written", "report": body})
-    snapshot = request.app.state.catalog.snapshot()
+    snapshot = request.app.state.catalog.refresh()  # answer once the new version is served
     return JSONResponse(status_code=201, content={
         "detail": f"imported {report.zones} zone(s) as version {report.version['version']}",
         "data_version": snapshot.data_version, "report": body})
@@ -143,8 +197,8 @@ def import_zones(
 
 @router.get("/versions", summary="Data versions: who, when, what")
 def versions(request: Request) -> dict:
-    store = _store(request)
-    return {"current": store.current().data_version, "versions": [v.as_dict() for v in store.versions()]}
+    listed = _store(request).versions()  # one read: the current version is the last listed
+    return {"current": listed[-1].data_version, "versions": [v.as_dict() for v in listed]}
 
 
 @router.get("/diff", summary="Zones added, removed and changed between two versions, with area changes")
@@ -155,7 +209,7 @@ def diff(request: Request, from_version: int = Query(..., alias="from", ge=1),
     for number in (from_version, to_version):
         _known_version(store, number)
     return {"from": store.version(from_version).as_dict(), "to": store.version(to_version).as_dict(),
-            **diff_details(store.load(from_version), store.load(to_version))}
+            **store.diff(from_version, to_version)}
 
 
 @router.post("/rollback/{version}", status_code=201, summary="Serve an earlier version again (as a new version)")
@@ -164,4 +218,4 @@ def rollback(request: Request, version: int, author: str = Query("admin-api")) -
     _known_version(store, version)
     info = store.rollback(version, author=author)
     return {"detail": f"version {version} is served again as version {info.version}",
-            "version": info.as_dict(), "data_version": request.app.state.catalog.snapshot().data_version}
+            "version": info.as_dict(), "data_version": request.app.state.catalog.refresh().data_version}

@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
-import uuid
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 
 from api.answers import lookup_index
+from api.contract import install_contract
 from api.errors import install_error_handlers
+from api.middleware import (
+    BodyLimit,
+    EmptyQueryAsAbsent,
+    HeadAsGet,
+    LargeBodies,
+    RequestLog,
+    limit_malloc_arenas,
+)
 from api.settings import Settings, get_settings
 from geo.catalog import ZoneCatalog
 from geo.store import open_store
@@ -21,15 +28,16 @@ log = logging.getLogger("zoning.api")
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    settings.check()
+    limit_malloc_arenas()  # before any worker thread: freed memory is shared, not kept per thread
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         store = open_store(settings.store, settings.seed)
-        store.cleanup_temporary_files()
-        app.state.catalog = ZoneCatalog(store)
+        app.state.catalog = ZoneCatalog(store, prepare=lookup_index)
         snap = app.state.catalog.snapshot()
-        log.info("serving %d zones, data version %s, store %s", len(snap.zones), snap.data_version, store.path)
+        log.info("serving %d zones, data version %s, store %s", len(snap.zones), snap.data_version, store.location)
         if settings.warm_on_start:
             # Build the lookup index in the background so the first check does not wait ~0.5 s.
             threading.Thread(target=lookup_index, args=(snap,), name="warm-lookup-index", daemon=True).start()
@@ -46,15 +54,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     install_error_handlers(app)
 
-    @app.middleware("http")
-    async def log_requests(request: Request, call_next):
-        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex[:12]
-        start = time.perf_counter()
-        response = await call_next(request)
-        ms = (time.perf_counter() - start) * 1000
-        response.headers["x-request-id"] = request_id
-        log.info("%s %s %d %.1fms id=%s", request.method, request.url.path, response.status_code, ms, request_id)
-        return response
+    # Outermost last: the log line and request id cover the 413s and HEADs too. Exports answer HEAD
+    # themselves; admin imports have their own upload bound, checked after the token.
+    app.add_middleware(LargeBodies, max_concurrent=settings.max_large_requests)
+    app.add_middleware(EmptyQueryAsAbsent)
+    app.add_middleware(HeadAsGet, exempt=("/v1/export",))
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, exempt=("/v1/admin/import",))
+    app.add_middleware(RequestLog)
 
     @app.get("/healthz", tags=["service"], summary="Liveness, zone count and data version")
     def healthz(request: Request) -> dict:
@@ -82,4 +88,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(map_viewer.router)
     map_viewer.mount_assets(app)
+
+    from api import compensation  # /v1/compensation: water-environment compensation calculator
+
+    app.include_router(compensation.router)
+    install_contract(app)  # last: completes the OpenAPI document of every router above
     return app

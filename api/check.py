@@ -253,7 +253,10 @@ def list_zones(
         day = _date(as_of) if as_of is not None else None
     selected = select_zones(snap.zones, layers=names, district=district, as_of=day)
     if q is not None and q.strip():
-        text = selected[["zone_id", "name_zh", "name_en", "source_doc_no"]].fillna("").astype(str).agg(" ".join, axis=1)
+        # Column by column: DataFrame.agg on an empty selection returns a frame, not a Series.
+        text = selected["zone_id"].fillna("").astype(str)
+        for column in ("name_zh", "name_en", "source_doc_no"):
+            text = text + " " + selected[column].fillna("").astype(str)
         selected = selected[text.str.casefold().str.contains(q.strip().casefold(), regex=False)]
     base = answers.zone_answers_in(snap, lang)
     found = [base[i] for i in snap.zones.index.get_indexer(selected.index)]

@@ -16,7 +16,6 @@ import contextlib
 import csv
 import datetime as dt
 import io
-import json
 import math
 import re
 from collections.abc import Iterator
@@ -28,6 +27,7 @@ import shapely
 from fastapi import HTTPException, Query, Request
 
 from api.errors import PayloadTooLargeError
+from api.jsonbody import JSONBodyError, TooManyArraysError, load_json
 from geo import crs as geocrs
 from geo.activities import ActivityError, parse_activities
 from geo.selection import SelectionError, parse_date, parse_layers
@@ -159,7 +159,7 @@ LANG_QUERY = Query("zh", description="Language of the disclaimer: zh (default) o
 ACTIVITY_QUERY = Query(None, description="Activity code(s), comma-separated or repeated (GET /v1/activities lists "
                                           "them), e.g. livestock_scale_farm_new: the answer opens with a verdict per "
                                           "activity — prohibited, restricted, unknown or no_rule_found")
-NEAR_QUERY = Query(DEFAULT_NEAR_M, description=f"Also list zones within this many metres that do not contain the "
+NEAR_QUERY = Query(DEFAULT_NEAR_M, ge=0, le=MAX_NEAR_M, description=f"Also list zones within this many metres that do not contain the "
                                                f"point (0..{MAX_NEAR_M:.0f}; 0 = none)")
 
 
@@ -259,6 +259,9 @@ def _number(text: str, loc: tuple, label: str, axis: str) -> float:
         value = float(text)
     except (TypeError, ValueError):
         raise InputError(loc, f"{label}: {axis} {text!r} is not a number") from None
+    except OverflowError:  # an integer of hundreds of digits
+        raise InputError(loc, f"{label}: {axis} is a {int(text).bit_length()}-bit integer, too large for a "
+                              "coordinate") from None
     if not math.isfinite(value):
         raise InputError(loc, f"{label}: {axis} must be a finite number, got {text!r}")
     return value
@@ -337,9 +340,12 @@ def read_points(body: bytes, content_type: str = "", max_points: int | None = No
     if not is_json:
         return read_points_csv(text, max_points)
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(("body",), f"the body is not valid JSON: {exc}") from None
+        # Every point has one "[" (its coordinates); the slack covers the features array and bboxes.
+        data = load_json(body, max_arrays=None if max_points is None else 2 * max_points + 64)
+    except TooManyArraysError:
+        raise _too_many(max_points) from None
+    except JSONBodyError as exc:
+        raise InputError(("body",), str(exc)) from None
     return read_points_geojson(data, max_points)
 
 
@@ -351,15 +357,19 @@ def row_error(points: PointsInput, exc: geocrs.CoordinateError) -> InputError:
 
 # Site polygons: a vertex cap keeps one request from tying up a worker.
 MAX_SITE_VERTICES = 100_000
+MAX_SITE_RINGS = 10_000
 
 
 def read_site(body: bytes, crs: str) -> shapely.Geometry:
     """A GeoJSON Polygon/MultiPolygon (or a Feature of one) in ``crs`` -> a valid WGS84
     polygon. Invalid polygons are refused with the reason (never repaired)."""
     try:
-        data = json.loads(body.decode("utf-8-sig"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(("body",), f"the body is not GeoJSON: {exc}") from None
+        # Every vertex is one "[": more than the cap (plus rings) is refused before parsing.
+        data = load_json(body, max_arrays=MAX_SITE_VERTICES + MAX_SITE_RINGS, what="GeoJSON")
+    except TooManyArraysError:
+        raise InputError(("body",), f"the site has over {MAX_SITE_VERTICES} vertices; simplify it first") from None
+    except JSONBodyError as exc:
+        raise InputError(("body",), str(exc)) from None
     loc: tuple[str | int, ...] = ("body",)
     if isinstance(data, dict) and data.get("type") == "Feature":
         data, loc = data.get("geometry"), ("body", "geometry")
@@ -368,7 +378,7 @@ def read_site(body: bytes, crs: str) -> shapely.Geometry:
         raise InputError(loc, f"the site must be a GeoJSON Polygon, MultiPolygon or a Feature of one; got {kind}")
     try:
         site = shapely.geometry.shape(data)
-    except (KeyError, TypeError, ValueError, IndexError, shapely.errors.GEOSException) as exc:
+    except (KeyError, TypeError, ValueError, IndexError, OverflowError, shapely.errors.GEOSException) as exc:
         raise InputError(loc, f"the {data['type']} coordinates are malformed: {exc}") from None
     if site.is_empty:
         raise InputError(loc, "the site polygon is empty")

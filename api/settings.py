@@ -8,6 +8,13 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from geo.paths import BUNDLED_ZONES, DEFAULT_STORE
 
+# An admin token shorter than this is refused at start-up: it could be guessed.
+MIN_ADMIN_TOKEN_CHARS = 24
+
+
+class SettingsError(ValueError):
+    """A setting the service refuses to start with; names the setting and the fix."""
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ZONING_", env_file=".env", extra="ignore")
@@ -19,9 +26,23 @@ class Settings(BaseSettings):
     log_level: str = "info"
     admin_token: str | None = Field(None, description="Bearer token for /v1/admin; unset = admin endpoints off")
     tianditu_token: str | None = Field(None, description="Tianditu key; unset = Tianditu basemaps hidden")
-    max_upload_bytes: int = 50 * 1024 * 1024
+    max_upload_bytes: int = Field(50 * 1024 * 1024, description="Admin import uploads, bytes")
+    max_body_bytes: int = Field(32 * 1024 * 1024, description="Every other request body, bytes; more is a 413 "
+                                "before anything is parsed")
+    max_large_requests: int = Field(1, ge=1, description="Requests with a body of 1 MB or more handled at once; "
+                                    "more wait their turn (bounds memory)")
+    admin_max_failures: int = Field(10, description="Failed admin authentications per client address ...")
+    admin_failure_window_s: float = Field(300.0, description="... within this many seconds, then 429")
     max_batch_points: int = 100_000
     warm_on_start: bool = Field(False, description="Build the lookup index at start-up (`zoning serve` sets it)")
+
+    def check(self) -> None:
+        """Refuse settings the service must not start with (SettingsError)."""
+        if self.admin_token and len(self.admin_token.strip()) < MIN_ADMIN_TOKEN_CHARS:
+            raise SettingsError(
+                f"ZONING_ADMIN_TOKEN has {len(self.admin_token.strip())} characters; it needs at least "
+                f"{MIN_ADMIN_TOKEN_CHARS} (e.g. python3 -c 'import secrets; print(secrets.token_urlsafe(32))'), "
+                "or unset it to turn the admin endpoints off / 管理令牌太短")
 
 
 @lru_cache

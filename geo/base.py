@@ -10,9 +10,7 @@ counter-clockwise). The output is deterministic: same package version, same byte
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -147,16 +145,6 @@ def districts_geojson() -> str:
 
 def write_districts(path: Path = DISTRICTS_PATH) -> Path:
     """Regenerate the district layer at ``path`` atomically (temp file + rename)."""
-    path = Path(path)
-    text = districts_geojson()
-    fd, tmp = tempfile.mkstemp(dir=path.resolve().parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    from geo.files import write_atomically
+
+    return write_atomically(Path(path), districts_geojson().encode("utf-8"))

@@ -57,6 +57,11 @@ DEFAULT_GRID_SIZE = 1024
 # Segments per boundary chunk: small enough that a chunk's box is tight, large enough
 # that the tree stays small.
 BOUNDARY_CHUNK = 16
+# Points farther than this (degrees) outside the zones' extent have no zone within any
+# searchable distance (the API's ``near`` stops at 50 km; a degree is >= 85 km here), so
+# they are not projected: EPSG:4548 is a transverse Mercator on 117°E and fails (or
+# distorts without bound) far from it, e.g. at lon 21.
+DISTANCE_MARGIN_DEG = 1.0
 
 # Vertex spacing (degrees, ~50 m) of boundaries before projection to EPSG:4548.
 DENSIFY_DEG = 0.0005
@@ -300,8 +305,22 @@ class ZoneIndex:
         return Hits(point=pi[hit], zone=zi[hit], n_points=lon.size)
 
     def metric_points(self, lon, lat) -> np.ndarray:
-        """WGS84 points (validated) as shapely points in EPSG:4548, for the distance methods."""
-        return to_metric(_points(lon, lat))
+        """WGS84 points (validated) as shapely points in EPSG:4548, for the distance methods.
+
+        Points more than DISTANCE_MARGIN_DEG outside the zones' extent become empty points:
+        no zone is near them, and the distance methods find nothing for an empty point.
+        """
+        lon = np.asarray(lon, dtype=float).reshape(-1)
+        lat = np.asarray(lat, dtype=float).reshape(-1)
+        x0, y0, x1, y1 = self.xs[0], self.ys[0], self.xs[-1], self.ys[-1]
+        m = DISTANCE_MARGIN_DEG
+        close = (lon >= x0 - m) & (lon <= x1 + m) & (lat >= y0 - m) & (lat <= y1 + m)
+        if close.all():
+            return to_metric(_points(lon, lat))
+        out = np.full(lon.size, shapely.Point(), dtype=object)
+        if close.any():
+            out[close] = to_metric(_points(lon[close], lat[close]))
+        return out
 
     def distance_to_boundary_m(self, points_m: np.ndarray, hits: Hits) -> np.ndarray:
         """For each pair of ``hits``: metres from the point (``metric_points``) to that zone's boundary."""

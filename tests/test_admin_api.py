@@ -20,7 +20,7 @@ from tests.test_import import (
     zip_with_gbk_names,
 )
 
-TOKEN = "s3cret-admin-token"
+TOKEN = "s3cret-admin-token-for-the-tests"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 FORM = {"layer": IMPORT_LAYER, "district": DISTRICT, "map": "stated_area_km2=面积:ha"}
 

@@ -62,10 +62,10 @@ def build(
     if update_store:
         zone_store = resolve_store(store)
         if content_hash(zone_store.load()) == content_hash(zones):
-            console.print(f"store {zone_store.path} already holds this build ({zone_store.current().data_version})")
+            console.print(f"store {zone_store.location} already holds this build ({zone_store.current().data_version})")
         else:
             info = zone_store.save(zones, action="build", source="recipes")
-            console.print(f"store {zone_store.path}: new version {info.data_version} {info.as_dict()['summary']}")
+            console.print(f"store {zone_store.location}: new version {info.data_version} {info.as_dict()['summary']}")
     not_digitised = sum(not b.digitised for b in report.built.values())
     console.print(f"{len(zones)} zones built, {not_digitised} not digitised; "
                   f"checks: {len(report.checks) - len(report.flagged)} passed, {len(report.flagged)} flagged")
@@ -109,9 +109,9 @@ def export_zones(
     from geo.export import write_export
     from geo.selection import select_zones
 
-    zone_store = resolve_store(store)
-    zones = select_zones(zone_store.load(), layers=layers, district=district, as_of=as_of)
-    path = write_export(zones, format, out, data_version=zone_store.current().data_version, crs=crs,
+    zones, current = resolve_store(store).snapshot()
+    zones = select_zones(zones, layers=layers, district=district, as_of=as_of)
+    path = write_export(zones, format, out, data_version=current.data_version, crs=crs,
                         selection={"layers": layers, "district": district, "as_of": as_of})
     console.print(f"wrote {len(zones)} zones to {path}", highlight=False)
 
@@ -131,8 +131,8 @@ def map_file(
         raise UserError(f"--lang must be one of {', '.join(LANGS)}, got {lang!r}")
     if out.is_dir() or not out.resolve().parent.is_dir():
         raise UserError(f"cannot write {out}: give a file name in an existing folder")
-    zone_store = resolve_store(store)
-    html = standalone_html(zone_store.load(), lang=lang, data_version=zone_store.current().data_version)
+    zones, current = resolve_store(store).snapshot()
+    html = standalone_html(zones, lang=lang, data_version=current.data_version)
     tmp = out.with_name(f".{out.name}.tmp")
     try:
         tmp.write_text(html, encoding="utf-8")
@@ -234,29 +234,38 @@ def _version_or_exit(zone_store, number: int):
 @app.command()
 def history(store: Path | None = store_option(), as_json: bool = typer.Option(False, "--json")) -> None:
     """Data versions: who, when, what (source file, zones added/changed/removed)."""
+    from rich.padding import Padding
+    from rich.text import Text
+
     versions = resolve_store(store).versions()
     if as_json:
         print(json.dumps([v.as_dict() for v in versions], ensure_ascii=False, indent=2))
         return
-    table = Table("version", "data_version", "created (UTC)", "author", "action", "source", "zones", "+/~/-")
+    # One line of fixed-width fields per version (fits 80 columns, nothing shortened), then
+    # who, the source file and the note (an import's long technical note only in --json)
+    # on the next lines, wrapped to the terminal.
+    width = max((len(v.data_version) for v in versions), default=12)
+    console.print(f"{'data_version':<{width}}  {'created (UTC)':<19}  {'action':<8}  zones  "
+                  "+added/~changed/-removed", style="bold", highlight=False)
     for v in versions:
         s = v.as_dict()["summary"]
         counts = f"+{len(s.get('added', []))}/~{len(s.get('changed', []))}/-{len(s.get('removed', []))}"
-        table.add_row(str(v.version), v.data_version, v.created_at, v.author, v.action, v.source or "",
-                      str(v.zone_count), counts)
-    console.print(table)
+        when = v.created_at.replace("T", " ").removesuffix("+00:00")
+        console.print(f"{v.data_version:<{width}}  {when:<19}  {v.action:<8}  {v.zone_count:>5}  {counts}",
+                      highlight=False)
+        note = v.note if v.action != "import" else None
+        details = " · ".join(x for x in (f"by {v.author}", v.source, note) if x)
+        console.print(Padding(Text(details, style="dim", overflow="fold"), (0, 0, 0, width + 2)), highlight=False)
 
 
 @app.command()
 def diff(v1: int = typer.Argument(..., help="Older version."), v2: int = typer.Argument(..., help="Newer version."),
          store: Path | None = store_option(), as_json: bool = typer.Option(False, "--json")) -> None:
     """Zones added, removed and changed between two versions, with area changes."""
-    from geo.store import diff_details
-
     zone_store = resolve_store(store)
     for number in (v1, v2):
         _version_or_exit(zone_store, number)
-    details = diff_details(zone_store.load(v1), zone_store.load(v2))
+    details = zone_store.diff(v1, v2)
     if as_json:
         print(json.dumps(details, ensure_ascii=False, indent=2))
         return
