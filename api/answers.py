@@ -277,6 +277,9 @@ def site_answer(snap: Snapshot, site, *, crs: str, as_of: str, layers: Sequence[
     return answer
 
 
+BITMASK_MAX_ZONES = 58  # 58 zone bits + 5 district bits fit an int64
+
+
 def batch_verdicts(snap: Snapshot, found: PointLookup, activities: Sequence[str],
                    as_of: str | None) -> list[dict[str, str]]:
     """Per point, ``{activity: verdict}`` (the verdict word only, ``geo.activities.verdict_code``).
@@ -300,7 +303,7 @@ def batch_verdicts(snap: Snapshot, found: PointLookup, activities: Sequence[str]
         rules = [base[z]["rules"] for z in zones]
         return {a: acts.verdict_code(a, rules, undrawn, has_data) for a in activities}
 
-    if len(base) <= 58:  # 58 zone bits + 5 district bits fit an int64
+    if len(base) <= BITMASK_MAX_ZONES:
         mask = np.zeros(n, dtype=np.int64)
         np.bitwise_or.at(mask, found.hits.point, np.left_shift(np.int64(1), found.hits.zone.astype(np.int64)))
         keys = (mask << 5) | (districts + 1)

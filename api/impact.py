@@ -1,5 +1,6 @@
 """Registered sites and the impact of a data version: ``/v1/admin/sites`` and
-``/v1/admin/impact`` (admin token, as the other admin endpoints).
+``/v1/admin/impact``: reading needs an editor, reviewer or admin, replacing the registry an
+editor or admin (``api.auth``); a replacement is audited.
 
 ``POST /v1/admin/sites`` replaces the registry with the sites of the uploaded file (points
 or polygons; the same forms as ``/v1/check/sites``); ``GET /v1/admin/sites`` lists them.
@@ -24,6 +25,7 @@ from fastapi.responses import JSONResponse, Response
 
 from api import answers
 from api.admin import AdminRoute
+from api.auth import audit_event, requires
 from api.dependencies import InputError, parse_as_of_field, read_body, unprocessable
 from api.errors import NotFoundError
 from api.parcels import body_suffix
@@ -89,6 +91,7 @@ def _registry(request: Request) -> Path:
 
 
 @router.post("/sites", status_code=201, summary="Replace the registered sites (farms, permits, projects)")
+@requires("sites.write")
 async def import_sites(request: Request, crs: str | None = Query(None, description="CRS when the file has none"),
                        filename: str | None = Query(None, description="The file's name, e.g. farms.gpkg")) -> dict:
     settings = request.app.state.settings
@@ -104,6 +107,8 @@ async def import_sites(request: Request, crs: str | None = Query(None, descripti
             except (ParcelInputError, SourceError, ValueError) as exc:
                 raise unprocessable(InputError(("body",), str(exc).replace("--crs", "crs="))) from None
         gimpact.save_sites(sites, _registry(request))
+        request.app.state.catalog.store.append_audit(
+            audit_event(request, "sites.replace", target=filename, sites=len(sites)))
         return len(sites)
 
     count = await run_in_threadpool(save)
@@ -111,6 +116,7 @@ async def import_sites(request: Request, crs: str | None = Query(None, descripti
 
 
 @router.get("/sites", summary="The registered sites (GeoJSON)")
+@requires("sites.read")
 def list_sites(request: Request) -> Response:
     sites = gimpact.load_sites(_registry(request))
     return Response(sites.to_json(ensure_ascii=False), media_type="application/geo+json")
@@ -118,6 +124,7 @@ def list_sites(request: Request) -> Response:
 
 @router.get("/impact", summary="Sites that entered or left zones between two data versions",
             responses={200: {"content": {t: {} for t in FORMATS.values()}}})
+@requires("sites.read")
 def get_impact(
     request: Request,
     version_from: int | None = Query(None, alias="from", ge=1, description="Default: the version before `to`"),

@@ -37,6 +37,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "import.write": frozenset({"admin"}),
     "rollback": frozenset({"admin"}),
     "audit.read": frozenset({"admin"}),
+    "sites.read": frozenset({"editor", "reviewer", "admin"}),  # registered sites and the impact of a version
+    "sites.write": frozenset({"editor", "admin"}),
     "users.manage": frozenset({"admin"}),
 }
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{1,39}$")

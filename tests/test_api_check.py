@@ -547,7 +547,7 @@ def test_cli_check_file_writes_one_row_per_point_like_the_batch_api(monkeypatch,
     code, stdout, _ = run_cli(monkeypatch, capsys, "check-file", str(source), "--out", str(out), "--as-of",
                               "2020-06-01", "--store", str(sample_store))
     assert code == 0 and "30 points" in stdout
-    assert "not drawn in these districts" in stdout and bundled_not_digitised("110109")[0]["zone_id"] in stdout
+    assert "not drawn in these districts" in stdout and listed_ids("110109", "2020-06-01")[0] in stdout
     rows = list(csv.DictReader(io.StringIO(out.read_text(encoding="utf-8"))))
     batch = post_batch(sample_client, csv_body(lon, lat), as_of="2020-06-01").json()["results"]
     assert [r["id"] for r in rows] == [b["id"] for b in batch]

@@ -340,3 +340,19 @@ def test_activity_mappings_survive_the_store_and_the_geojson_and_geopackage_expo
     frame = gpd.read_file(path, layer="water_source")  # one GeoPackage layer per zone layer
     rules = json.loads(frame.set_index("zone_id").loc["mtg-jyq-ydh", "rules"])
     assert {m["activity"] for r in rules for m in r["activities"]} >= {PIG, "livestock_scale_farm_existing"}
+
+
+def test_batch_verdicts_agree_whether_grouped_by_bitmask_or_per_point(client, monkeypatch):
+    import numpy as np
+
+    from api import answers
+
+    snap = client.app.state.catalog.snapshot()
+    rng = np.random.default_rng(7)
+    lon, lat = rng.uniform(115.5, 117.4, 3000), rng.uniform(39.8, 40.6, 3000)
+    found = answers.look_up(snap, lon, lat, crs="wgs84", as_of="2024-06-01", layers=None, near_m=0, distances=False)
+    acts = [PIG, "building_new", "parking"]
+    grouped = answers.batch_verdicts(snap, found, acts, "2024-06-01")
+    monkeypatch.setattr(answers, "BITMASK_MAX_ZONES", 0)  # as for a table of more zones than bits
+    assert answers.batch_verdicts(snap, found, acts, "2024-06-01") == grouped
+    assert {v[PIG] for v in grouped} == {"prohibited", "unknown", "no_rule_found"}
