@@ -144,7 +144,7 @@ AS_OF_QUERY = Query(None, description="Date the rules apply on (YYYY-MM-DD); def
                                       "applies from effective_from (inclusive) to effective_to (exclusive)")
 LAYERS_QUERY = Query(None, description="Layer ids, comma-separated (default: all), e.g. livestock_ban,water_source")
 LANG_QUERY = Query("zh", description="Language of the disclaimer: zh (default) or en")
-NEAR_QUERY = Query(DEFAULT_NEAR_M, ge=0, le=MAX_NEAR_M, description=f"Also list zones within this many metres that do not contain the "
+NEAR_QUERY = Query(DEFAULT_NEAR_M, description=f"Also list zones within this many metres that do not contain the "
                                                f"point (0..{MAX_NEAR_M:.0f}; 0 = none)")
 
 
