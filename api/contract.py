@@ -23,6 +23,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from api.dependencies import MAX_NEAR_M
 from geo.export import FORMATS as EXPORT_FORMATS
 
 ERROR_ITEM = {
@@ -86,6 +87,10 @@ ANSWER_SCHEMAS: dict[tuple[str, str], dict[str, Any]] = {
                                                     "geometry": {"type": "object"}}},
 }
 
+# Bounds the handlers check themselves (so that one 422 lists every bad parameter), by name.
+PARAMETER_BOUNDS: dict[str, dict[str, Any]] = {
+    "near": {"minimum": 0, "maximum": MAX_NEAR_M},
+}
 PARAMETER_SCHEMAS: dict[tuple[str, str, str], dict[str, Any]] = {
     # The handler refuses a missing or unknown format with a 400 naming the formats.
     ("/v1/export", "get", "format"): {"required": True, "schema": {"type": "string", "enum": list(EXPORT_FORMATS)}},
@@ -111,6 +116,8 @@ def complete_openapi(document: dict[str, Any]) -> dict[str, Any]:
                 ok = responses.setdefault("200", {"description": "Answer"})
                 ok.setdefault("content", {}).setdefault("application/json", {})["schema"] = answer
             for parameter in operation.get("parameters", []):
+                if parameter["name"] in PARAMETER_BOUNDS and parameter.get("schema", {}).get("type") == "number":
+                    parameter["schema"].update(PARAMETER_BOUNDS[parameter["name"]])
                 fix = PARAMETER_SCHEMAS.get((path, method, parameter["name"]))
                 if fix is not None:
                     parameter.update(copy.deepcopy(fix))

@@ -159,10 +159,7 @@ LANG_QUERY = Query("zh", description="Language of the disclaimer: zh (default) o
 ACTIVITY_QUERY = Query(None, description="Activity code(s), comma-separated or repeated (GET /v1/activities lists "
                                           "them), e.g. livestock_scale_farm_new: the answer opens with a verdict per "
                                           "activity — prohibited, restricted, unknown or no_rule_found")
-# The bounds are documented in the schema but checked by parse_near_field, so that one 422 lists
-# every bad lookup parameter with our message instead of FastAPI stopping at this one.
-NEAR_QUERY = Query(DEFAULT_NEAR_M, json_schema_extra={"minimum": 0, "maximum": MAX_NEAR_M},
-                   description=f"Also list zones within this many metres that do not contain the "
+NEAR_QUERY = Query(DEFAULT_NEAR_M, description=f"Also list zones within this many metres that do not contain the "
                                                f"point (0..{MAX_NEAR_M:.0f}; 0 = none)")
 
 

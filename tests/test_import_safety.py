@@ -158,7 +158,9 @@ def test_geopackage_with_a_trigger_is_read_without_it(admin, tmp_path, bundled_z
     assert answer.status_code == 200, answer.text
     assert answer.json()["report"]["zones"] == len(replaced_zones(bundled_zones))
     assert hashlib.sha256(path.read_bytes()).hexdigest() == before, "the upload itself is never modified"
-    checked = safety.check_content(path, "GPKG", tmp_path)
+    (tmp_path / "checked").mkdir()
+    checked = safety.check_content(path, "GPKG", tmp_path / "checked")
+    assert checked.name == path.name and checked != path
     triggers = sqlite3.connect(checked).execute("SELECT name FROM sqlite_master WHERE type = 'trigger'").fetchall()
     assert triggers == []
     done = cli_import(path, tmp_path / "cli-store" / "zones.gpkg")

@@ -76,7 +76,8 @@ def choose_layer(path: Path, layer_name: str | None) -> str | None:
     driver = FORMATS[path.suffix.lower()]
     try:
         layers = pyogrio.list_layers(_gdal(path))
-        safety.check_driver(path, pyogrio.read_info(_gdal(path)).get("driver") if len(layers) else driver, driver)
+        opened_as = pyogrio.read_info(_gdal(path), layer=str(layers[0][0])).get("driver") if len(layers) else driver
+        safety.check_driver(path, opened_as, driver)
     except pyogrio.errors.DataSourceError as exc:
         raise SourceError(f"cannot open {path.name} as {driver}: {exc}") from None
     names = [str(name) for name, _ in layers]

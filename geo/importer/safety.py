@@ -112,7 +112,9 @@ def _check_kml(path: Path) -> None:
 
 def _neutralise_geopackage(path: Path, workdir: Path) -> Path:
     """A copy of the GeoPackage without triggers; refuses views. SQLite reads the schema only."""
-    copy = workdir / f"checked-{path.name}"
+    copy = workdir / path.name  # same name: messages name the file the user sent
+    if copy.resolve() == path.resolve():
+        raise SourceError(f"{path}: the GeoPackage check needs a folder of its own")
     shutil.copyfile(path, copy)
     try:
         db = sqlite3.connect(copy, isolation_level=None)
