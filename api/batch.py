@@ -135,11 +135,12 @@ def read_batch_points(body: bytes, fmt: str, *, encoding: str | None = None, max
         elif fmt == "json":
             try:
                 # Every point has one "[" (its coordinates); the slack covers the features array and bboxes.
-                data = load_json(body, max_arrays=None if max_points is None else 2 * max_points + 64)
+                data = load_json(body, max_arrays=None if max_points is None else 2 * max_points + 64,
+                                 subject="the file")
             except TooManyArraysError:
                 raise _too_many(max_points) from None
             except JSONBodyError as exc:
-                raise InputError(("body",), f"the file is not valid GeoJSON: {exc}") from None
+                raise InputError(("body",), str(exc)) from None
             points = _from_rows(read_points_geojson(data, max_points))
         else:
             utf8, _ = gbatch.decode_csv(body, encoding, option)

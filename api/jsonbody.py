@@ -28,17 +28,19 @@ class TooManyArraysError(JSONBodyError):
     """More ``[`` than the caller's bound on coordinates."""
 
 
-def load_json(body: bytes, *, max_arrays: int | None = None, what: str = "valid JSON") -> Any:
-    """Parse ``body`` (UTF-8, an optional BOM) after checking it has at most ``max_arrays`` arrays."""
+def load_json(body: bytes, *, max_arrays: int | None = None, what: str = "valid JSON",
+              subject: str = "the body") -> Any:
+    """Parse ``body`` (UTF-8, an optional BOM) after checking it has at most ``max_arrays`` arrays;
+    messages call it ``subject`` (a file read by the CLI is "the file", never "the body")."""
     body = body.removeprefix(b"\xef\xbb\xbf")
     if max_arrays is not None and body.count(b"[") > max_arrays:
-        raise TooManyArraysError(f"the body holds more than {max_arrays} coordinate arrays")
+        raise TooManyArraysError(f"{subject} holds more than {max_arrays} coordinate arrays")
     try:
         return pydantic_core.from_json(body)
     except ValueError as exc:
         reason = str(exc)
         if "recursion limit" in reason:
-            reason = f"nested deeper than {MAX_JSON_DEPTH} levels ({reason})"
-        raise JSONBodyError(f"the body is not {what}: {reason}") from None
+            reason = f"nested too deeply: nested deeper than {MAX_JSON_DEPTH} levels ({reason})"
+        raise JSONBodyError(f"{subject} is not {what}: {reason}") from None
 
 
