@@ -68,6 +68,11 @@ def test_unknown_version_is_a_clear_error(new_store, sample_zones):
         store.version(7)
     with pytest.raises(StoreError, match="version 7 is not in"):
         store.load(7)
+    huge = 10**30  # more than a 64-bit integer: the same clear error, not an overflow
+    with pytest.raises(StoreError, match=f"no version {huge}"):
+        store.version(huge)
+    with pytest.raises(StoreError, match=f"version {huge} is not in"):
+        store.load(huge)
 
 
 def test_invalid_zones_leave_the_store_untouched(tmp_path, sample_zones):

@@ -406,6 +406,8 @@ class GeoPackageStore(StoreBackend):
         return [VersionInfo(*row) for row in rows]
 
     def _info(self, db: sqlite3.Connection, number: int | None) -> VersionInfo | None:
+        if number is not None and not 0 < number < 2**63:  # SQLite integers are 64-bit: no such version
+            return None
         sql = f"SELECT {', '.join(_VERSION_FIELDS)} FROM versions "
         row = db.execute(sql + ("ORDER BY version DESC LIMIT 1" if number is None else "WHERE version = ?"),
                          () if number is None else (number,)).fetchone()
