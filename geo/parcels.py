@@ -82,10 +82,7 @@ def _read_gis_file(path: Path, *, crs: str | None, encoding: str | None, workdir
     place parcels meet GDAL: the import's hardening applies here too."""
     options = importer.ImportOptions(layer="parcels", crs=crs, encoding=encoding)
     try:
-        dataset = importer.locate_dataset(path, workdir, options, limits)
-        layer = importer.choose_layer(dataset, None)
-        frame, *_ = importer.read_frame(dataset, layer, options)
-        found, how, _ = importer.determine_crs(dataset, layer, frame, options)
+        frame, found, how = importer.read_features(path, options, workdir, limits)
     except (uploads.UploadTooLargeError, uploads.UnsafeArchiveError) as exc:
         raise ParcelInputError(str(exc)) from None
     return frame.reset_index(drop=True), found, how

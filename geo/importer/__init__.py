@@ -23,8 +23,8 @@ from geo.importer.options import (
     parse_mapping,
     parse_values,
 )
-from geo.importer.pipeline import prepare_import, run_import
+from geo.importer.pipeline import prepare_import, read_features, run_import
 from geo.importer.read import FORMATS
 
 __all__ = ["FORMATS", "ImportOptions", "ImportReport", "SourceError", "UnsupportedFormatError", "parse_mapping",
-           "parse_values", "prepare_import", "run_import"]
+           "parse_values", "prepare_import", "read_features", "run_import"]

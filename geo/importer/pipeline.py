@@ -43,7 +43,7 @@ def _read_source(path: Path, options: ImportOptions, workdir: Path, limits: uplo
     dataset = locate_dataset(path, workdir, options, limits)
     report.format = FORMATS[dataset.suffix.lower()]
     checked = workdir / "checked"
-    checked.mkdir(exist_ok=True)
+    checked.mkdir(parents=True, exist_ok=True)
     dataset = safety.check_content(dataset, report.format, checked)
     try:
         report.dataset_layer = choose_layer(dataset, options.layer_name)
@@ -59,6 +59,17 @@ def _read_source(path: Path, options: ImportOptions, workdir: Path, limits: uplo
     report.crs = gcrs.describe_crs(crs)
     report.warnings += notes
     return dataset, frame, crs
+
+
+def read_features(path: Path, options: ImportOptions, workdir: Path,
+                  limits: uploads.UploadLimits = uploads.UploadLimits()) -> tuple[gpd.GeoDataFrame, str, str]:
+    """(features in the source CRS, that CRS, how it was found) of an untrusted GIS file, through
+    exactly the import's checks (allow-listed driver verified against the content, no VRT, no
+    network, a GeoPackage without its triggers): for callers that read user files but write no
+    zones (parcel batches, registered sites)."""
+    report = ImportReport(source=path.name, source_sha256="", layer=options.layer)
+    _, frame, crs = _read_source(path, options, workdir, limits, report)
+    return frame, crs, report.crs_note
 
 
 def _summarise(report: ImportReport, imported: gpd.GeoDataFrame) -> None:
