@@ -59,9 +59,9 @@ class OGCAnswerCache:
 
     @staticmethod
     def _cacheable(scope: Scope) -> bool:
-        path = scope["path"]
-        return scope["type"] == "http" and scope["method"] == "GET" and (path == "/" or path.startswith(
-            CACHED_PREFIXES))
+        if scope["type"] != "http" or scope["method"] != "GET":  # lifespan scopes have no path
+            return False
+        return scope["path"] == "/" or scope["path"].startswith(CACHED_PREFIXES)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         catalog = getattr(scope["app"].state, "catalog", None) if "app" in scope else None

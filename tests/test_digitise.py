@@ -232,3 +232,13 @@ def test_sheet_store_is_content_addressed_and_refuses_bad_files(sheet, tmp_path)
     with pytest.raises(sheets.SheetNotFoundError):
         store.get("../../etc/passwd")
     assert len(store.list()) == 2  # nothing of the refused files was kept
+
+
+def test_a_cut_jpeg_is_refused_even_after_weasyprint_is_loaded(sheet, tmp_path):
+    import weasyprint  # noqa: F401 - sets Pillow's LOAD_TRUNCATED_IMAGES on import (the report PDFs use it)
+    from PIL import ImageFile
+
+    store = sheets.SheetStore(tmp_path, sheets.SheetLimits(max_bytes=2_000_000, max_pixels=4_000_000))
+    with pytest.raises(sheets.SheetError, match="cannot be decoded"):
+        store.add(sheet.jpeg[:2000], "cut.jpg", "a")
+    assert ImageFile.LOAD_TRUNCATED_IMAGES is True  # restored for WeasyPrint afterwards

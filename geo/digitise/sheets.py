@@ -20,11 +20,13 @@ import io
 import json
 import os
 import tempfile
+import threading
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageFile, UnidentifiedImageError
 
 # Magic numbers of the accepted formats -> (media type, file suffix).
 _MAGIC: tuple[tuple[bytes, str, str], ...] = (
@@ -128,7 +130,28 @@ def _render_pdf(data: bytes, limits: SheetLimits) -> list[Image.Image]:
         pdf.close()
 
 
+_STRICT = threading.Lock()
+
+
+@contextmanager
+def _strict_decoding():
+    """Pillow refuses truncated images while a sheet is decoded. WeasyPrint (the report PDFs)
+    sets Pillow's process-wide ``LOAD_TRUNCATED_IMAGES`` on import, which would let a cut
+    upload through as an image with a grey band."""
+    with _STRICT:
+        before, ImageFile.LOAD_TRUNCATED_IMAGES = ImageFile.LOAD_TRUNCATED_IMAGES, False
+        try:
+            yield
+        finally:
+            ImageFile.LOAD_TRUNCATED_IMAGES = before
+
+
 def _open_image(data: bytes, limits: SheetLimits) -> list[Image.Image]:
+    with _strict_decoding():
+        return _decode_image(data, limits)
+
+
+def _decode_image(data: bytes, limits: SheetLimits) -> list[Image.Image]:
     try:
         image = Image.open(io.BytesIO(data))
         # Pillow reads the header only here, so the pixel limit is checked before decoding.
