@@ -19,7 +19,7 @@ from geo import schema
 from geo.export import DBF_MAX_BYTES, FORMATS, SHAPEFILE_FIELDS
 from geo.published import PUBLISHED_COLUMNS
 from geo.store import ZoneStore
-from tests.conftest import _client_for, make_zone
+from tests.conftest import _client_for, make_zone, wait_for_data_version
 
 LONG_NOTE = "本区域边界依据公报文字描述构建，沿河道中心线向两侧各延伸一百米。" * 8  # ~700 bytes
 RULES = [
@@ -483,7 +483,8 @@ def test_each_option_set_is_its_own_file_and_an_old_version_keeps_its_url(export
     plain = export_client.get(f"/v1/export/{old}/zones.zip")
     gbk = export_client.get(f"/v1/export/{old}/zones.zip", params={"encoding": "gbk"})
     assert plain.headers["etag"] != gbk.headers["etag"]
-    ZoneStore(tmp_path / "store" / "zones.gpkg").save(export_zones.iloc[:2], action="edit")
+    info = ZoneStore(tmp_path / "store" / "zones.gpkg").save(export_zones.iloc[:2], action="edit")
+    wait_for_data_version(export_client, info.data_version)
     new = _version(export_client)
     assert new != old
     assert export_client.get(f"/v1/export/{old}/zones.zip").content == plain.content

@@ -362,7 +362,7 @@ def test_accuracy_legend_is_visible_without_scrolling_at_1400_by_900(page, serve
     for row in p.locator("#zp-map-legend [data-accuracy]").all():
         box = row.bounding_box()
         assert box and box["y"] >= 0 and box["y"] + box["height"] <= 900 and box["x"] + box["width"] <= 1400
-    assert p.locator("#zp-map-legend [data-accuracy]").count() == 4
+    assert p.locator("#zp-map-legend [data-accuracy]").count() == 5  # official, traced, approximate, schematic, indicative
     page.assert_clean()
 
 

@@ -14,7 +14,7 @@ import shapely
 
 from geo import schema
 from geo.published import PUBLISHED_COLUMNS
-from tests.conftest import _client_for, make_zone
+from tests.conftest import _client_for, make_zone, wait_for_data_version
 
 TWO_RULES = [{"code": "a", "text_zh": "禁止甲", "text_en": "No A"}, {"code": "b", "text_zh": "禁止乙", "text_en": "No B"}]
 
@@ -227,7 +227,8 @@ def test_etag_changes_with_the_data_version(dated_client, tmp_path):
 
     etag = dated_client.get("/collections/livestock_ban/items").headers["etag"]
     store = ZoneStore(tmp_path / "store" / "zones.gpkg")
-    store.save(store.load().iloc[:2], action="edit")
+    info = store.save(store.load().iloc[:2], action="edit")
+    wait_for_data_version(dated_client, info.data_version)
     answer = dated_client.get("/collections/livestock_ban/items", headers={"If-None-Match": etag})
     assert answer.status_code == 200 and answer.headers["etag"] != etag
 

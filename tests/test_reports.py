@@ -9,7 +9,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from tests.conftest import required_tool
+from tests.conftest import required_tool, wait_for_data_version
 from tests.test_api_check import run_cli
 
 SITE = {"type": "Polygon", "coordinates": [[[116.09, 39.94], [116.11, 39.94], [116.11, 39.96], [116.09, 39.96],
@@ -93,7 +93,8 @@ def test_permalink_reproduces_the_report_at_its_data_version(client, report, tmp
     zones = store.load().copy()
     hit = zones["zone_id"] == "mtg"
     zones.loc[hit, "name_zh"] = "门头沟区（新名称）"
-    store.save(zones, action="edit", note="rename for the permalink test")
+    info = store.save(zones, action="edit", note="rename for the permalink test")
+    wait_for_data_version(client, info.data_version)
     assert client.get("/healthz").json()["data_version"] != old_version
     again = client.get(link.replace("http://testserver", ""))
     assert again.status_code == 200, again.text
