@@ -3,8 +3,8 @@
 Off unless ``ZONING_ADMIN_TOKEN`` is set; then every request needs
 ``Authorization: Bearer <token>``. The token and an upload's declared size are checked
 before the request body is read, so nobody can make the service spool a large upload
-without the token. The service answers from a new version as soon as it is written (the
-catalog reloads when the store file changes): no restart.
+without the token. The service answers from a new version as soon as it is written and
+loaded (the catalog notices the new version and swaps it in): no restart.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from fastapi.routing import APIRoute
 
 from api.errors import NotFoundError
 from geo import importer, uploads
-from geo.store import StoreError, ZoneStore, diff_details
+from geo.store import StoreBackend, StoreError
 
 # Room for the multipart framing and the form fields around the file itself.
 MULTIPART_SLACK_BYTES = 64 * 1024
@@ -74,11 +74,11 @@ class AdminRoute(APIRoute):
 router = APIRouter(prefix="/v1/admin", tags=["admin"], route_class=AdminRoute)
 
 
-def _store(request: Request) -> ZoneStore:
+def _store(request: Request) -> StoreBackend:
     return request.app.state.catalog.store
 
 
-def _known_version(store: ZoneStore, number: int) -> None:
+def _known_version(store: StoreBackend, number: int) -> None:
     try:
         store.version(number)
     except StoreError as exc:
@@ -135,7 +135,7 @@ def import_zones(
             "problems": report.problems, "report": body})
     if dry_run:
         return JSONResponse(status_code=200, content={"detail": "dry run: nothing was written", "report": body})
-    snapshot = request.app.state.catalog.snapshot()
+    snapshot = request.app.state.catalog.refresh()  # answer once the new version is served
     return JSONResponse(status_code=201, content={
         "detail": f"imported {report.zones} zone(s) as version {report.version['version']}",
         "data_version": snapshot.data_version, "report": body})
@@ -155,7 +155,7 @@ def diff(request: Request, from_version: int = Query(..., alias="from", ge=1),
     for number in (from_version, to_version):
         _known_version(store, number)
     return {"from": store.version(from_version).as_dict(), "to": store.version(to_version).as_dict(),
-            **diff_details(store.load(from_version), store.load(to_version))}
+            **store.diff(from_version, to_version)}
 
 
 @router.post("/rollback/{version}", status_code=201, summary="Serve an earlier version again (as a new version)")
@@ -164,4 +164,4 @@ def rollback(request: Request, version: int, author: str = Query("admin-api")) -
     _known_version(store, version)
     info = store.rollback(version, author=author)
     return {"detail": f"version {version} is served again as version {info.version}",
-            "version": info.as_dict(), "data_version": request.app.state.catalog.snapshot().data_version}
+            "version": info.as_dict(), "data_version": request.app.state.catalog.refresh().data_version}

@@ -26,8 +26,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         store = open_store(settings.store, settings.seed)
-        store.cleanup_temporary_files()
-        app.state.catalog = ZoneCatalog(store)
+        app.state.catalog = ZoneCatalog(store, prepare=lookup_index)
         snap = app.state.catalog.snapshot()
         log.info("serving %d zones, data version %s, store %s", len(snap.zones), snap.data_version, store.path)
         if settings.warm_on_start:

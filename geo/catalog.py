@@ -1,12 +1,19 @@
-"""ZoneCatalog: the zones currently served, reloaded when the store gets a new version.
+"""ZoneCatalog: the zones currently served, swapped for a new version without stalling requests.
 
-Readers take one ``Snapshot`` and use it for a whole request, so an import that lands
+Readers take one ``Snapshot`` and use it for a whole request, so a version that lands
 mid-request never mixes two data versions in one answer. Derived structures (the lookup
 index, display geometry) are built once per version and cached on the snapshot.
+
+A new version is noticed by ``store.head()`` (an indexed ``max(version)``, tens of
+microseconds), checked on every :meth:`ZoneCatalog.snapshot`. The new version is then
+loaded, and ``prepare`` (the lookup index) run on it, in a background thread; requests keep
+being answered from the old snapshot until the new one is ready and swapped in (one
+assignment). Only the very first snapshot is loaded in the caller's thread.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,10 +24,12 @@ import geopandas as gpd
 import numpy as np
 
 from geo.index_files import default_index_dir
-from geo.store import VersionInfo, ZoneStore
+from geo.store import StoreBackend, VersionInfo
 
 if TYPE_CHECKING:
     from geo.lookup import ZoneIndex
+
+log = logging.getLogger("zoning.catalog")
 
 
 @dataclass
@@ -62,26 +71,66 @@ class Snapshot:
 
 
 class ZoneCatalog:
-    def __init__(self, store: ZoneStore, index_dir: Path | None = None):
+    """The snapshot being served. ``prepare(snapshot)`` runs on every new version before it
+    is served (e.g. building the lookup index), off the request path."""
+
+    def __init__(self, store: StoreBackend, prepare: Callable[[Snapshot], Any] | None = None,
+                 index_dir: Path | None = None):
         """``index_dir``: where lookup indexes are saved per data version (default
         ``geo.index_files.default_index_dir(store)``)."""
         self.store = store
         self.index_dir = index_dir if index_dir is not None else default_index_dir(store)
+        self.prepare = prepare
         self._snapshot: Snapshot | None = None
-        self._mtime: float | None = None
-        self._lock = threading.Lock()
+        self._first_load = threading.Lock()
+        self._loader: threading.Thread | None = None
+        self._loader_lock = threading.Lock()
+        self._swapped = threading.Condition()
+
+    def _load(self) -> Snapshot:
+        zones, info = self.store.snapshot()
+        return Snapshot(zones, info, self.index_dir)
 
     def snapshot(self) -> Snapshot:
-        """The current snapshot; reloads if the store file changed since the last load."""
-        mtime = self.store.path.stat().st_mtime_ns
-        if self._snapshot is None or mtime != self._mtime:
-            with self._lock:
-                if self._snapshot is None or mtime != self._mtime:
-                    self._snapshot = Snapshot(self.store.load(), self.store.current(), self.index_dir)
-                    self._mtime = mtime
-        return self._snapshot
+        """The snapshot being served; starts loading a newer version in the background."""
+        snap = self._snapshot
+        if snap is None:
+            with self._first_load:
+                if self._snapshot is None:
+                    self._snapshot = self._load()
+                return self._snapshot
+        if self.store.head() != snap.version.version:
+            self._start_loader()
+        return snap
 
-    def reload(self) -> Snapshot:
-        with self._lock:
-            self._snapshot = None
-        return self.snapshot()
+    def _start_loader(self) -> None:
+        with self._loader_lock:
+            if self._loader is None or not self._loader.is_alive():
+                self._loader = threading.Thread(target=self._load_newer, name="catalog-reload", daemon=True)
+                self._loader.start()
+
+    def _load_newer(self) -> None:
+        """Load and prepare versions until the one served is the store's head."""
+        while (served := self._snapshot) is not None and self.store.head() != served.version.version:
+            try:
+                snap = self._load()
+                if self.prepare is not None:
+                    self.prepare(snap)
+            except Exception:  # keep serving the old version; the next request retries
+                log.exception("loading data version %d failed; still serving %s",
+                              self.store.head(), served.data_version)
+                return
+            with self._swapped:
+                self._snapshot = snap
+                self._swapped.notify_all()
+            log.info("now serving %d zones, data version %s", len(snap.zones), snap.data_version)
+
+    def refresh(self, timeout: float = 60.0) -> Snapshot:
+        """The snapshot of the store's current version, waiting (up to ``timeout`` s) for it
+        to be loaded and prepared: for a caller that has just written a version itself."""
+        head = self.store.head()
+        with self._swapped:
+            while (snap := self.snapshot()).version.version < head:
+                if not self._swapped.wait(timeout):
+                    break
+        return snap

@@ -38,7 +38,7 @@ import shapely
 from geo import crs as gcrs
 from geo import schema, uploads
 from geo.base import DISTRICTS_PATH
-from geo.store import ZoneStore, diff_details, with_computed_area
+from geo.store import AuditEvent, StoreBackend, diff_details, with_computed_area
 
 # Suffix -> GDAL driver. A .zip is unpacked (geo.uploads) and must hold exactly one of these.
 FORMATS = {".shp": "ESRI Shapefile", ".gpkg": "GPKG", ".geojson": "GeoJSON", ".json": "GeoJSON",
@@ -852,12 +852,14 @@ def prepare_import(path: Path, current: gpd.GeoDataFrame, options: ImportOptions
     return report, merged
 
 
-def run_import(store: ZoneStore, path: Path, options: ImportOptions, *, dry_run: bool, author: str,
+def run_import(store: StoreBackend, path: Path, options: ImportOptions, *, dry_run: bool, author: str,
                source_name: str | None = None,
-               limits: uploads.UploadLimits = uploads.UploadLimits()) -> ImportReport:
-    """Prepare the import and, unless dry run or any problem, write it as a new version."""
-    base_version = store.current().version  # read first: a write after it makes save() refuse
-    current = store.load()
+               limits: uploads.UploadLimits = uploads.UploadLimits(),
+               audit: AuditEvent | None = None) -> ImportReport:
+    """Prepare the import and, unless dry run or any problem, write it as a new version
+    (with ``audit`` recorded in the same transaction)."""
+    current, info = store.snapshot()  # one read; a write after it makes save() refuse
+    base_version = info.version
     with tempfile.TemporaryDirectory(prefix="zoning-import-") as tmp:
         report, merged = prepare_import(Path(path), current, options, workdir=Path(tmp),
                                         source_name=source_name, limits=limits)
@@ -868,6 +870,7 @@ def run_import(store: ZoneStore, path: Path, options: ImportOptions, *, dry_run:
     note = (f"import of layer {options.layer}{district}: {report.zones} zone(s), {report.crs} "
             f"({report.crs_note}), encoding {report.encoding}, accuracy {report.accuracy}")
     info = store.save(merged, action="import", author=author, source=report.source,
-                      source_sha256=report.source_sha256, note=note, base_version=base_version)
+                      source_sha256=report.source_sha256, note=note, base_version=base_version,
+                      audit=audit)
     report.version = info.as_dict()
     return report

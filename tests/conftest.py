@@ -104,18 +104,31 @@ def sample_client(tmp_path, sample_zones):
         yield test_client
 
 
+def wait_for_data_version(client, prefix: str, timeout: float = 30.0) -> dict:
+    """Poll ``/healthz`` until the service serves a data version starting with ``prefix``
+    (a new version is loaded in the background; until then the old one is served)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not (body := client.get("/healthz").json())["data_version"].startswith(prefix):
+        assert time.monotonic() < deadline, f"still serving {body['data_version']} after {timeout} s"
+        time.sleep(0.02)
+    return body
+
+
 def kill_writer_mid_write(args: list[str], hook_dir: Path) -> None:
-    """Run ``args`` (a Python command that writes the zone store) with the store's fsync of
-    the new file stalled, and SIGKILL it there: the crash an atomic write must survive."""
+    """Run ``args`` (a Python command that writes the zone store) with the store's write
+    transaction stalled just before COMMIT (every row written, nothing committed), and SIGKILL
+    it there: the crash an atomic write must survive."""
     import os
     import signal
     import subprocess
 
     hook_dir.mkdir(exist_ok=True)
     (hook_dir / "sitecustomize.py").write_text(
-        "import time, geo.store\n"
-        "def _stall(path):\n    print('writing', flush=True)\n    time.sleep(60)\n"
-        "geo.store._fsync_file = _stall\n")
+        "import time, geo.store.gpkg\n"
+        "def _stall():\n    print('writing', flush=True)\n    time.sleep(60)\n"
+        "geo.store.gpkg._before_commit = _stall\n")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(hook_dir), str(REPO)])}
     child = subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.PIPE, text=True)
     try:

@@ -13,7 +13,7 @@ import shapely
 
 from api.cli import main as cli_main
 from geo import crs as geocrs
-from tests.conftest import _client_for
+from tests.conftest import _client_for, wait_for_data_version
 
 GEOD = pyproj.Geod(ellps="GRS80")
 SQUARE_INSIDE = (116.05, 39.92)  # in t-square only (t-repealed starts at 39.95)
@@ -151,6 +151,7 @@ def test_official_zones_of_a_layer_retire_its_undigitised_entries(sample_client,
     official = sample_zones.copy()
     official["accuracy"] = "official"  # as after importing the district's official ban-zone file
     ZoneStore(tmp_path / "store" / "zones.gpkg").save(official, action="import")
+    wait_for_data_version(sample_client, "v2-")
     layers = {e["layer"] for e in check(sample_client, lon=116.05, lat=39.92).json()["not_digitised"]}
     assert "livestock_ban" not in layers and "water_source" not in layers
     assert layers == {e["layer"] for e in bundled_not_digitised("110109")} - {"livestock_ban", "water_source"}
@@ -194,6 +195,7 @@ def test_service_answers_from_a_new_data_version_without_restart(sample_client, 
     moved = sample_zones.copy()
     moved.loc[moved["zone_id"] == "t-square", "geometry"] = shapely.box(116.5, 39.9, 116.6, 40.0)
     ZoneStore(tmp_path / "store" / "zones.gpkg").save(moved, action="edit")
+    wait_for_data_version(sample_client, "v2-")
     after = check(sample_client, lon=116.05, lat=39.92).json()
     assert inside_ids(before) == ["t-square"] and inside_ids(after) == []
     assert after["data_version"].startswith("v2-")

@@ -11,6 +11,8 @@ import pytest
 import shapely
 from shapely.geometry import shape
 
+from tests.conftest import wait_for_data_version
+
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 EPSG = "http://www.opengis.net/def/crs/EPSG/0/"
 HTML_ACCEPT = {"accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
@@ -351,6 +353,7 @@ def test_a_new_data_version_shows_up_in_items_without_restart(sample_client, tmp
     from geo.store import ZoneStore
 
     ZoneStore(tmp_path / "store" / "zones.gpkg").save(sample_zones.iloc[:2], action="edit")
+    wait_for_data_version(sample_client, "v2-")
     body = items(sample_client)
     assert ids(body) == {"t-square"} and body["dataVersion"].startswith("v2-")
 

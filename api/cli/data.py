@@ -234,17 +234,28 @@ def _version_or_exit(zone_store, number: int):
 @app.command()
 def history(store: Path | None = store_option(), as_json: bool = typer.Option(False, "--json")) -> None:
     """Data versions: who, when, what (source file, zones added/changed/removed)."""
+    from rich.padding import Padding
+    from rich.text import Text
+
     versions = resolve_store(store).versions()
     if as_json:
         print(json.dumps([v.as_dict() for v in versions], ensure_ascii=False, indent=2))
         return
-    table = Table("version", "data_version", "created (UTC)", "author", "action", "source", "zones", "+/~/-")
+    # One line of fixed-width fields per version (fits 80 columns, nothing shortened), then
+    # who, the source file and the note (an import's long technical note only in --json)
+    # on the next lines, wrapped to the terminal.
+    width = max((len(v.data_version) for v in versions), default=12)
+    console.print(f"{'data_version':<{width}}  {'created (UTC)':<19}  {'action':<8}  zones  "
+                  "+added/~changed/-removed", style="bold", highlight=False)
     for v in versions:
         s = v.as_dict()["summary"]
         counts = f"+{len(s.get('added', []))}/~{len(s.get('changed', []))}/-{len(s.get('removed', []))}"
-        table.add_row(str(v.version), v.data_version, v.created_at, v.author, v.action, v.source or "",
-                      str(v.zone_count), counts)
-    console.print(table)
+        when = v.created_at.replace("T", " ").removesuffix("+00:00")
+        console.print(f"{v.data_version:<{width}}  {when:<19}  {v.action:<8}  {v.zone_count:>5}  {counts}",
+                      highlight=False)
+        note = v.note if v.action != "import" else None
+        details = " · ".join(x for x in (f"by {v.author}", v.source, note) if x)
+        console.print(Padding(Text(details, style="dim", overflow="fold"), (0, 0, 0, width + 2)), highlight=False)
 
 
 @app.command()
