@@ -28,7 +28,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         store = open_store(settings.store, settings.seed)
         app.state.catalog = ZoneCatalog(store, prepare=lookup_index)
         snap = app.state.catalog.snapshot()
-        log.info("serving %d zones, data version %s, store %s", len(snap.zones), snap.data_version, store.path)
+        log.info("serving %d zones, data version %s, store %s", len(snap.zones), snap.data_version, store.location)
         if settings.warm_on_start:
             # Build the lookup index in the background so the first check does not wait ~0.5 s.
             threading.Thread(target=lookup_index, args=(snap,), name="warm-lookup-index", daemon=True).start()

@@ -15,6 +15,7 @@ import typer
 from api.cli import service  # noqa: F401  # isort: skip
 from api.cli import lookup  # noqa: F401  # isort: skip
 from api.cli import data  # noqa: F401  # isort: skip
+from api.cli import store  # noqa: F401  # isort: skip
 from api.cli.common import UserError, _state, app, console, err_console
 from geo.store import StoreError
 

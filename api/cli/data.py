@@ -62,10 +62,10 @@ def build(
     if update_store:
         zone_store = resolve_store(store)
         if content_hash(zone_store.load()) == content_hash(zones):
-            console.print(f"store {zone_store.path} already holds this build ({zone_store.current().data_version})")
+            console.print(f"store {zone_store.location} already holds this build ({zone_store.current().data_version})")
         else:
             info = zone_store.save(zones, action="build", source="recipes")
-            console.print(f"store {zone_store.path}: new version {info.data_version} {info.as_dict()['summary']}")
+            console.print(f"store {zone_store.location}: new version {info.data_version} {info.as_dict()['summary']}")
     not_digitised = sum(not b.digitised for b in report.built.values())
     console.print(f"{len(zones)} zones built, {not_digitised} not digitised; "
                   f"checks: {len(report.checks) - len(report.flagged)} passed, {len(report.flagged)} flagged")

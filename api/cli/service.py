@@ -50,7 +50,7 @@ def info(store: Path | None = store_option(), as_json: bool = typer.Option(False
     counts = zones.groupby(["layer", "accuracy"]).size()
     if as_json:
         payload = {
-            "store": str(zone_store.path),
+            "store": str(zone_store.location),
             "data_version": current.data_version,
             "version": current.version,
             "zones": len(zones),
@@ -58,7 +58,7 @@ def info(store: Path | None = store_option(), as_json: bool = typer.Option(False
         }
         print(json.dumps(payload, ensure_ascii=False, indent=2))
         return
-    console.print(f"store: {zone_store.path}")
+    console.print(f"store: {zone_store.location}")
     console.print(f"data version: {current.data_version} ({current.action} {current.created_at})")
     table = Table("layer", "图层", "accuracy", "zones")
     for (layer, accuracy), n in counts.items():
