@@ -17,9 +17,16 @@ with ``?zoning_schema=…``), created on the first write:
 
 Every write is one transaction that first takes ``LOCK TABLE versions IN SHARE ROW EXCLUSIVE
 MODE`` (the writer lock: a second writer waits, readers never do) and ends by
-``NOTIFY zoning_versions`` with the new number, delivered to listeners on commit (replicas
-notice the version at once; ``geo.store.listen``). Reads run in one ``REPEATABLE READ``
-read-only transaction, so zones and version info come from the same committed state.
+``NOTIFY zoning_versions`` with the new number, delivered to listeners on commit. Reads run
+in one ``REPEATABLE READ`` read-only transaction, so zones and version info come from the
+same committed state.
+
+Replicas stay in step: :meth:`PostGISStore.head` (which the catalog asks on every request)
+starts a listener thread that ``LISTEN``s on that channel and keeps the head version in
+memory, so a version written through any server is noticed by all within milliseconds
+and a request costs no query. The listener also re-reads ``max(version)`` every
+``POLL_S`` seconds (a notification lost while it reconnected is caught by that poll); while
+it is down, ``head`` queries the database itself.
 
 Rows are compared and decoded exactly as the GeoPackage backend does (``gpkg.encode_rows`` /
 ``gpkg.decode_rows``; geometry as little-endian 2D WKB), so the same zones give the same
@@ -48,6 +55,9 @@ from geo.store.gpkg import _wkb, decode_rows, encode_rows
 SCHEMES = ("postgresql://", "postgres://")
 CHANNEL = "zoning_versions"
 SRID = 4326
+# The listener's fallback poll of max(version): a notification missed while reconnecting is
+# noticed within this many seconds.
+POLL_S = 0.5
 # How long a writer waits for another writer's transaction before giving up.
 LOCK_TIMEOUT = "60s"
 
@@ -138,6 +148,10 @@ class PostGISStore(StoreBackend):
         self.index_dir = paths.REPO_DIR / "var" / "index" / f"postgis-{netloc}-{parts.port or 5432}-{db}-{self.schema}"
         self._head_db = None
         self._head_lock = threading.Lock()
+        self._listener: threading.Thread | None = None
+        self._listened_head: int | None = None  # None: the listener is not (yet) in step
+        self._stop = threading.Event()
+        self._advance_lock = threading.Lock()
 
     # -- connections and transactions ------------------------------------------------------------
     def connect(self, **kwargs):
@@ -186,24 +200,65 @@ class PostGISStore(StoreBackend):
                 raise
 
     def close(self) -> None:
-        """Close the connection kept for :meth:`head`."""
+        """Close the connection kept for :meth:`head` and stop the listener."""
+        self._stop.set()
+        self._listened_head = None
         if self._head_db is not None:
             self._head_db.close()
             self._head_db = None
+
+    # -- the head version, kept in step by LISTEN/NOTIFY ---------------------------------------------
+    def listen(self) -> None:
+        """Start the listener thread (idempotent); :meth:`head` does on its first call."""
+        with self._head_lock:
+            if self._listener is None or not self._listener.is_alive():
+                self._stop.clear()
+                self._listener = threading.Thread(target=self._listen, name="zoning-store-listen", daemon=True)
+                self._listener.start()
+
+    def _listen(self) -> None:
+        prefix = f"{self.schema}:"
+        while not self._stop.is_set():
+            try:
+                with self.connect(autocommit=True) as db:
+                    db.execute(f"LISTEN {CHANNEL}")
+                    while not self._stop.is_set():
+                        # Poll after LISTEN: a version committed in between is not missed.
+                        self._advance_head(self._query_head(db))
+                        for note in db.notifies(timeout=POLL_S):
+                            if note.payload.startswith(prefix):
+                                self._advance_head(int(note.payload[len(prefix):]))
+            except (self._psycopg.Error, StoreError):
+                self._listened_head = None  # head() asks the database until the listener is back
+                self._stop.wait(1.0)
+
+    def _advance_head(self, number: int) -> None:
+        """Versions only grow: a poll answered just before a commit never moves head back."""
+        with self._advance_lock:
+            self._listened_head = max(number, self._listened_head or 0)
+
+    def _query_head(self, db) -> int:
+        if not self._has_schema(db):
+            return 0
+        return db.execute(f"SELECT max(version) FROM {self.schema}.versions").fetchone()[0] or 0
 
     # -- reading ---------------------------------------------------------------------------------
     def exists(self) -> bool:
         return self.head() > 0
 
     def head(self) -> int:
+        """The current version: from the listener when it is in step, else one query."""
+        if self._listener is None:
+            self.listen()
+        listened = self._listened_head
+        if listened is not None:
+            return listened
         with self._head_lock:
             for attempt in (1, 2):  # a dropped connection (server restart) is reopened once
                 try:
                     if self._head_db is None or self._head_db.closed:
                         self._head_db = self.connect(autocommit=True)
-                    if not self._has_schema(self._head_db):
-                        return 0
-                    return self._head_db.execute(f"SELECT max(version) FROM {self.schema}.versions").fetchone()[0] or 0
+                    return self._query_head(self._head_db)
                 except self._psycopg.OperationalError:
                     self.close()
                     if attempt == 2:
@@ -305,6 +360,8 @@ class PostGISStore(StoreBackend):
             if audit is not None:
                 self._insert_audit(db, audit, number)
             db.execute("SELECT pg_notify(%s, %s)", (CHANNEL, f"{self.schema}:{number}"))
+        if self._listened_head is not None:  # this process sees its own write at once
+            self._advance_head(number)
         return info
 
     # -- audit log -------------------------------------------------------------------------------
