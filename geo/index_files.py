@@ -17,6 +17,7 @@ in ~30 ms against ~0.5 s to build (``benchmarks/bench_coldstart.py``).
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import json
 import logging
@@ -142,28 +143,53 @@ def load_or_build(directory: Path, zone_ids, build, *, grid_size: int) -> dict[s
         except IndexFileError as exc:
             log.warning("rebuilding the lookup index: %s", exc)
             shutil.rmtree(directory, ignore_errors=True)
-    arrays = build()
-    try:
-        save(directory, arrays, zone_ids=zone_ids, grid_size=grid_size)
-        prune(directory.parent, keep=directory.name)
-    except OSError as exc:
-        log.warning("could not save the lookup index to %s: %s", directory, exc)
+    # One builder per version: the workers and replicas that notice a new version together
+    # wait for the first one's build and load it instead of each building it.
+    with _build_lock(directory):
+        if directory.exists():
+            with contextlib.suppress(IndexFileError):
+                return load(directory, zone_ids=zone_ids)
+            shutil.rmtree(directory, ignore_errors=True)
+        arrays = build()
+        try:
+            save(directory, arrays, zone_ids=zone_ids, grid_size=grid_size)
+            prune(directory.parent, keep=directory.name)
+        except OSError as exc:
+            log.warning("could not save the lookup index to %s: %s", directory, exc)
     return arrays
+
+
+@contextlib.contextmanager
+def _build_lock(directory: Path):
+    """An exclusive lock on ``.<version>.lock`` beside ``directory`` (none if it cannot be made)."""
+    try:
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        fh = open(directory.parent / f".{directory.name}.lock", "w")  # noqa: SIM115 - held across the yield
+    except OSError:
+        yield
+        return
+    with fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def prune(root: Path, keep: str, n: int = KEEP_VERSIONS) -> None:
     """Remove all but the ``n`` newest version directories under ``root`` (never ``keep``),
     and temporary directories of writers killed over an hour ago."""
     now = time.time()
-    for d in Path(root).glob(".*.tmp"):
+    for d in [*Path(root).glob(".*.tmp"), *Path(root).glob(".*.lock")]:
         with contextlib.suppress(OSError):
             if now - d.stat().st_mtime > 3600:
-                shutil.rmtree(d)
+                shutil.rmtree(d) if d.is_dir() else d.unlink()
     dirs = [d for d in Path(root).iterdir() if d.is_dir() and not d.name.startswith(".")]
     dirs.sort(key=lambda d: d.stat().st_mtime, reverse=True)
     for d in [d for d in dirs if d.name != keep][max(n - 1, 0):]:
         with contextlib.suppress(OSError):
             shutil.rmtree(d)
+            (d.parent / f".{d.name}.lock").unlink(missing_ok=True)
 
 
 def default_index_dir(store) -> Path | None:

@@ -148,4 +148,5 @@ def test_the_catalog_saves_the_index_beside_the_store_and_the_next_process_loads
         time.sleep(0.01)
         store.save(sample_zones.iloc[: 1 + k % 3], action="edit")
         ZoneCatalog(store).snapshot().lookup_index()
-    assert len(list((tmp_path / "index" / "zones").iterdir())) == index_files.KEEP_VERSIONS
+    kept = [d for d in (tmp_path / "index" / "zones").iterdir() if d.is_dir()]
+    assert len(kept) == index_files.KEEP_VERSIONS
