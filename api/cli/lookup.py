@@ -151,8 +151,18 @@ def check_file(
     as_of: str | None = typer.Option(None, "--as-of", help=AS_OF_OPTION_HELP),
     layers: str | None = typer.Option(None, "--layers", help=LAYERS_OPTION_HELP),
     store: Path | None = store_option(),
+    engine: str = typer.Option("local", "--engine", help="local (this process), or dask: GeoParquet/Parquet/CSV "
+                               "in, GeoParquet partitions out (a directory), on dask.distributed."),
+    scheduler: str | None = typer.Option(None, "--scheduler", help="With --engine dask: a dask scheduler "
+                                         "(tcp://host:8786); default a local cluster."),
+    workers: int = typer.Option(2, "--workers", min=1, help="With --engine dask and no --scheduler: local workers."),
 ) -> None:
     """Look up every point of a file (same rules as POST /v1/check/batch); one output row per point."""
+    if engine != "local":
+        from api.cli.distributed import check_file_distributed
+
+        return check_file_distributed(in_file, out, crs=crs, as_of=as_of, layers=layers, store=store,
+                                      engine=engine, scheduler=scheduler, workers=workers)
     import csv
     import os
     import tempfile
