@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -22,12 +23,10 @@ from tests.store_backends import new_location, postgis_url  # noqa: F401  (fixtu
 from tests.test_admin_api import AUTH, FORM, TOKEN, official, official_zip, replaced  # noqa: F401  (fixtures)
 from tests.test_import import IMPORT_LAYER
 
-pytestmark = pytest.mark.postgis
-
 
 @contextlib.contextmanager
 def serving(store: str, *args: str):
-    """``zoning serve`` on a free loopback port until the block ends; yields its base URL."""
+    """``zoning serve`` on a free loopback port until the block ends; yields its base URL and process."""
     port = free_port()
     env = {**os.environ, "ZONING_ADMIN_TOKEN": TOKEN, "ZONING_LOG_LEVEL": "warning"}
     proc = subprocess.Popen([sys.executable, "-m", "api.cli", "serve", "--port", str(port), "--store", store, *args],
@@ -44,12 +43,13 @@ def serving(store: str, *args: str):
                 pass
             assert time.monotonic() < deadline, "server did not start"
             time.sleep(0.05)
-        yield base
+        yield base, proc
     finally:
         proc.terminate()
         proc.wait(timeout=30)
 
 
+@pytest.mark.postgis
 def test_an_import_through_one_replica_is_served_by_the_other(tmp_path, request, official_zip, official,  # noqa: F811
                                                               replaced):  # noqa: F811
     location = new_location("postgis", tmp_path, request)
@@ -65,7 +65,7 @@ def test_an_import_through_one_replica_is_served_by_the_other(tmp_path, request,
                 body = client.get("/v1/check", params={"lon": point.x, "lat": point.y, "layers": IMPORT_LAYER}).json()
                 seen.append((time.monotonic(), body["data_version"], frozenset(z["zone_id"] for z in body["inside"])))
 
-    with serving(location) as a, serving(location) as b:
+    with serving(location) as (a, _), serving(location) as (b, _):
         before = httpx.get(f"{b}/healthz").json()["data_version"]
         reader = threading.Thread(target=read, args=(b,))
         reader.start()
@@ -102,3 +102,24 @@ def test_an_import_through_one_replica_is_served_by_the_other(tmp_path, request,
             assert ids and not ids & old_ids
     switch = [v for _, v, _ in seen]
     assert switch == sorted(switch, key=lambda v: v == new)  # once new, never old again
+
+
+def test_serve_with_workers_serves_a_new_version_from_every_worker(tmp_path, sample_zones):
+    """``--workers 2`` on a GeoPackage store: both processes answer, and a version written by
+    another process is what every answer names soon after."""
+    location = str(tmp_path / "zones.gpkg")
+    store = open_store(location, BUNDLED_ZONES)
+    with serving(location, "--workers", "2") as (base, proc):
+        children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+        workers = [c for c in children if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
+        assert len(workers) == 2, children  # uvicorn's two worker processes (besides a resource tracker)
+        with httpx.Client(base_url=base, timeout=30) as client:
+            before = client.get("/healthz").json()["data_version"]
+            info = store.save(store.load().iloc[:-1], action="edit", author="test")
+            deadline = time.monotonic() + 60
+            in_a_row = 0
+            while in_a_row < 20:  # twenty answers in a row from the new version: both workers have it
+                assert time.monotonic() < deadline, "the workers did not all switch"
+                answer = client.get("/healthz", headers={"Connection": "close"})  # a new connection each time
+                in_a_row = in_a_row + 1 if answer.json()["data_version"] == info.data_version else 0
+        assert before != info.data_version
