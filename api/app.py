@@ -76,6 +76,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(admin.router)
 
+    from api import tiles  # /tiles/{layer}/{z}/{x}/{y}.mvt
+
+    app.include_router(tiles.router)
+
     from api import map as map_viewer  # GET /map and its vendored assets under /static/vendor
 
     app.include_router(map_viewer.router)

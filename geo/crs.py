@@ -540,6 +540,11 @@ def to_metric(geoms):
     return _map_geoms(geoms, _transformer("EPSG:4326", METRIC_CRS), METRIC_CRS)
 
 
+def to_web_mercator(geoms):
+    """WGS84 geometries -> EPSG:3857, for display only (vector tiles): never for areas or distances."""
+    return _map_geoms(geoms, _transformer("EPSG:4326", "EPSG:3857"), "EPSG:3857")
+
+
 def from_metric(geoms):
     """METRIC_CRS (EPSG:4548) geometries -> WGS84."""
     return _map_geoms(geoms, _transformer(METRIC_CRS, "EPSG:4326"), "EPSG:4326")
