@@ -143,8 +143,8 @@ def import_zones(
 
 @router.get("/versions", summary="Data versions: who, when, what")
 def versions(request: Request) -> dict:
-    store = _store(request)
-    return {"current": store.current().data_version, "versions": [v.as_dict() for v in store.versions()]}
+    listed = _store(request).versions()  # one read: the current version is the last listed
+    return {"current": listed[-1].data_version, "versions": [v.as_dict() for v in listed]}
 
 
 @router.get("/diff", summary="Zones added, removed and changed between two versions, with area changes")

@@ -14,7 +14,9 @@ assignment). Only the very first snapshot is loaded in the caller's thread.
 from __future__ import annotations
 
 import logging
+import sys
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +32,7 @@ if TYPE_CHECKING:
     from geo.lookup import ZoneIndex
 
 log = logging.getLogger("zoning.catalog")
+BUILD_SWITCH_INTERVAL_S = 0.0005
 
 
 @dataclass
@@ -112,6 +115,10 @@ class ZoneCatalog:
     def _load_newer(self) -> None:
         """Load and prepare versions until the one served is the store's head."""
         while (served := self._snapshot) is not None and self.store.head() != served.version.version:
+            # While this CPU-bound thread runs, hand the GIL back to request threads every
+            # BUILD_SWITCH_INTERVAL_S instead of Python's 5 ms, so they are not queued behind it.
+            interval = sys.getswitchinterval()
+            sys.setswitchinterval(min(interval, BUILD_SWITCH_INTERVAL_S))
             try:
                 snap = self._load()
                 if self.prepare is not None:
@@ -120,17 +127,22 @@ class ZoneCatalog:
                 log.exception("loading data version %d failed; still serving %s",
                               self.store.head(), served.data_version)
                 return
+            finally:
+                sys.setswitchinterval(interval)
             with self._swapped:
                 self._snapshot = snap
                 self._swapped.notify_all()
             log.info("now serving %d zones, data version %s", len(snap.zones), snap.data_version)
 
     def refresh(self, timeout: float = 60.0) -> Snapshot:
-        """The snapshot of the store's current version, waiting (up to ``timeout`` s) for it
-        to be loaded and prepared: for a caller that has just written a version itself."""
+        """The snapshot of the store's current version, waiting (up to ``timeout`` s) while it
+        is loaded and prepared: for a caller that has just written a version itself. If the
+        load fails, the snapshot still served."""
         head = self.store.head()
+        self.snapshot()  # starts the loader if the served version is behind
+        loader, deadline = self._loader, time.monotonic() + timeout
         with self._swapped:
-            while (snap := self.snapshot()).version.version < head:
-                if not self._swapped.wait(timeout):
-                    break
-        return snap
+            while (self._snapshot.version.version < head and loader is not None and loader.is_alive()
+                   and time.monotonic() < deadline):
+                self._swapped.wait(0.1)
+        return self._snapshot

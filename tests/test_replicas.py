@@ -19,7 +19,7 @@ from geo.paths import BUNDLED_ZONES
 from geo.store import open_store
 from tests.browser import free_port
 from tests.conftest import REPO
-from tests.store_backends import new_location, postgis_url  # noqa: F401  (fixture)
+from tests.store_backends import new_location
 from tests.test_admin_api import AUTH, FORM, TOKEN, official, official_zip, replaced  # noqa: F401  (fixtures)
 from tests.test_import import IMPORT_LAYER
 

@@ -1,3 +1,6 @@
+"""The store's semantics. Tests taking ``new_store`` run against every backend in
+conftest.STORE_BACKENDS; the others are about the GeoPackage file."""
+
 import hashlib
 import sys
 import textwrap
@@ -8,7 +11,7 @@ import pytest
 import shapely
 
 from geo import schema
-from geo.store import StoreError, ZoneStore, open_store
+from geo.store import AuditEvent, StoreError, ZoneStore, open_store
 from tests.conftest import kill_writer_mid_write
 
 
@@ -16,8 +19,8 @@ def file_digest(path):
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def test_store_round_trips_every_field_exactly(tmp_path, sample_zones):
-    store = ZoneStore(tmp_path / "zones.gpkg")
+def test_store_round_trips_every_field_exactly(new_store, sample_zones):
+    store = new_store
     store.save(sample_zones, action="init", author="tester", source="fixture")
     back = store.load()
     cols = [c for c in schema.ZONE_COLUMNS if c != "area_km2"]
@@ -35,8 +38,8 @@ def test_store_is_a_geopackage_gis_tools_can_open(tmp_path, sample_zones):
     assert pyogrio.read_info(store.path, layer="zones")["features"] == 3
 
 
-def test_versions_record_who_what_and_diff(tmp_path, sample_zones):
-    store = ZoneStore(tmp_path / "zones.gpkg")
+def test_versions_record_who_what_and_diff(new_store, sample_zones):
+    store = new_store
     first = store.save(sample_zones, action="init", author="a")
     changed = sample_zones[sample_zones.zone_id != "t-repealed"].copy()
     changed.loc[changed.zone_id == "t-square", "name_en"] = "Renamed"
@@ -48,8 +51,8 @@ def test_versions_record_who_what_and_diff(tmp_path, sample_zones):
     assert len(store.load(1)) == 3 and len(store.load()) == 2
 
 
-def test_rollback_restores_an_old_version_as_a_new_one(tmp_path, sample_zones):
-    store = ZoneStore(tmp_path / "zones.gpkg")
+def test_rollback_restores_an_old_version_as_a_new_one(new_store, sample_zones):
+    store = new_store
     store.save(sample_zones, action="init")
     store.save(sample_zones.iloc[:1], action="edit")
     info = store.rollback(1)
@@ -58,8 +61,8 @@ def test_rollback_restores_an_old_version_as_a_new_one(tmp_path, sample_zones):
     assert info.data_version.split("-")[1] == store.version(1).data_version.split("-")[1]
 
 
-def test_unknown_version_is_a_clear_error(tmp_path, sample_zones):
-    store = ZoneStore(tmp_path / "zones.gpkg")
+def test_unknown_version_is_a_clear_error(new_store, sample_zones):
+    store = new_store
     store.save(sample_zones, action="init")
     with pytest.raises(StoreError, match="no version 7"):
         store.version(7)
@@ -116,3 +119,34 @@ def test_open_store_creates_from_bundled_geojson_once(tmp_path, sample_zones):
 def test_open_store_without_seed_says_how_to_fix(tmp_path):
     with pytest.raises(StoreError, match="run `zoning build` first"):
         open_store(tmp_path / "zones.gpkg", tmp_path / "missing.geojson")
+
+
+def test_a_version_and_its_audit_entry_are_written_together(new_store, sample_zones):
+    store = new_store
+    store.save(sample_zones, action="init")
+    user = store.append_audit(AuditEvent(actor="admin", action="user.add", target="li", role="admin",
+                                         detail={"role": "editor"}, client="10.0.0.7"))
+    info = store.save(sample_zones.iloc[:1], action="import", author="li",
+                      audit=AuditEvent(actor="li", role="editor", action="import", target="livestock_ban",
+                                       detail={"file": "禁养区.zip"}, client="10.0.0.8"))
+    entries = store.audit()
+    assert [(e.action, e.version) for e in entries] == [("import", info.version), ("user.add", None)]
+    assert entries[0].detail == {"file": "禁养区.zip"} and entries[0].client == "10.0.0.8"
+    assert entries[1] == user and user.at.endswith("+00:00")
+    assert [e.action for e in store.audit(actor="admin")] == ["user.add"]
+    assert [e.id for e in store.audit(limit=1, before=entries[0].id)] == [user.id]
+    with pytest.raises(StoreError, match="changed while this change was prepared"):
+        store.save(sample_zones, action="import", base_version=1, audit=AuditEvent(actor="li", action="import"))
+    assert len(store.audit()) == 2 and store.head() == 2  # the refused write recorded nothing
+
+
+def test_diff_lists_changes_between_versions(new_store, sample_zones):
+    store = new_store
+    store.save(sample_zones, action="init")
+    changed = sample_zones[sample_zones.zone_id != "t-repealed"].copy()
+    changed.loc[changed.zone_id == "t-square", "geometry"] = shapely.box(116.0, 39.9, 116.05, 40.0)
+    store.save(changed, action="edit")
+    diff = store.diff(1, 2)
+    assert [r["zone_id"] for r in diff["removed"]] == ["t-repealed"] and diff["added"] == []
+    assert [(r["zone_id"], r["fields"]) for r in diff["changed"]] == [("t-square", ["geometry"])]
+    assert diff["changed"][0]["area_after_km2"] == pytest.approx(diff["changed"][0]["area_before_km2"] / 2, rel=1e-3)

@@ -16,7 +16,7 @@ import pytest
 import shapely
 
 from geo import schema
-from geo.store import AuditEvent, StoreError, ZoneStore, content_hash, open_store, with_computed_area
+from geo.store import AuditEvent, ZoneStore, content_hash, open_store, with_computed_area
 from tests.conftest import REPO, make_zone
 
 
@@ -148,33 +148,15 @@ def test_a_killed_migration_leaves_the_old_layout_to_migrate_again(tmp_path):
 
 
 # ----------------------------------------------------------------------------- audit log
-def test_audit_entries_are_appended_with_their_version_and_never_changed(tmp_path):
+def test_the_audit_table_refuses_updates_and_deletes_from_any_client(tmp_path):
     store = ZoneStore(tmp_path / "zones.gpkg")
     store.save(_zones(), action="init")
-    user = store.append_audit(AuditEvent(actor="admin", action="user.add", target="li", role="admin",
-                                         detail={"role": "editor"}, client="10.0.0.7"))
-    info = store.save(_zones(2), action="import", author="li",
-                      audit=AuditEvent(actor="li", role="editor", action="import", target="livestock_ban",
-                                       detail={"file": "禁养区.zip"}, client="10.0.0.8"))
-    entries = store.audit()
-    assert [(e.action, e.version) for e in entries] == [("import", info.version), ("user.add", None)]
-    assert entries[0].detail == {"file": "禁养区.zip"} and entries[0].client == "10.0.0.8"
-    assert entries[1] == user and user.at.endswith("+00:00")
-    assert [e.action for e in store.audit(actor="admin")] == ["user.add"]
-    assert [e.id for e in store.audit(limit=1, before=entries[0].id)] == [user.id]
+    entry = store.append_audit(AuditEvent(actor="admin", action="user.add", target="li"))
     with sqlite3.connect(store.path) as db:
         for sql in ("UPDATE audit SET actor = 'x'", "DELETE FROM audit"):
             with pytest.raises(sqlite3.IntegrityError, match="append-only"):
                 db.execute(sql)
-    assert len(store.audit()) == 2
-
-
-def test_a_refused_write_records_no_audit_entry(tmp_path):
-    store = ZoneStore(tmp_path / "zones.gpkg")
-    store.save(_zones(), action="init")
-    with pytest.raises(StoreError, match="changed while this change was prepared"):
-        store.save(_zones(2), action="import", base_version=0, audit=AuditEvent(actor="li", action="import"))
-    assert store.audit() == [] and store.head() == 1
+    assert store.audit() == [entry]
 
 
 # ----------------------------------------------------------------------------- history

@@ -14,7 +14,7 @@ import shapely
 from geo import schema
 from geo.paths import BUNDLED_ZONES
 from maps.tiles import EXTENT, lonlat_tile
-from tests.store_backends import new_location, postgis_url  # noqa: F401  (fixture)
+from tests.store_backends import new_location
 
 MEDIA_TYPE = "application/vnd.mapbox-vector-tile"
 Z = 11

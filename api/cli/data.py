@@ -109,9 +109,9 @@ def export_zones(
     from geo.export import write_export
     from geo.selection import select_zones
 
-    zone_store = resolve_store(store)
-    zones = select_zones(zone_store.load(), layers=layers, district=district, as_of=as_of)
-    path = write_export(zones, format, out, data_version=zone_store.current().data_version, crs=crs,
+    zones, current = resolve_store(store).snapshot()
+    zones = select_zones(zones, layers=layers, district=district, as_of=as_of)
+    path = write_export(zones, format, out, data_version=current.data_version, crs=crs,
                         selection={"layers": layers, "district": district, "as_of": as_of})
     console.print(f"wrote {len(zones)} zones to {path}", highlight=False)
 
@@ -131,8 +131,8 @@ def map_file(
         raise UserError(f"--lang must be one of {', '.join(LANGS)}, got {lang!r}")
     if out.is_dir() or not out.resolve().parent.is_dir():
         raise UserError(f"cannot write {out}: give a file name in an existing folder")
-    zone_store = resolve_store(store)
-    html = standalone_html(zone_store.load(), lang=lang, data_version=zone_store.current().data_version)
+    zones, current = resolve_store(store).snapshot()
+    html = standalone_html(zones, lang=lang, data_version=current.data_version)
     tmp = out.with_name(f".{out.name}.tmp")
     try:
         tmp.write_text(html, encoding="utf-8")
@@ -262,12 +262,10 @@ def history(store: Path | None = store_option(), as_json: bool = typer.Option(Fa
 def diff(v1: int = typer.Argument(..., help="Older version."), v2: int = typer.Argument(..., help="Newer version."),
          store: Path | None = store_option(), as_json: bool = typer.Option(False, "--json")) -> None:
     """Zones added, removed and changed between two versions, with area changes."""
-    from geo.store import diff_details
-
     zone_store = resolve_store(store)
     for number in (v1, v2):
         _version_or_exit(zone_store, number)
-    details = diff_details(zone_store.load(v1), zone_store.load(v2))
+    details = zone_store.diff(v1, v2)
     if as_json:
         print(json.dumps(details, ensure_ascii=False, indent=2))
         return

@@ -56,12 +56,11 @@ def info(store: Path | None = store_option(), as_json: bool = typer.Option(False
     from geo.schema import LAYERS
 
     zone_store = resolve_store(store)
-    zones = zone_store.load()
-    current = zone_store.current()
+    zones, current = zone_store.snapshot()
     counts = zones.groupby(["layer", "accuracy"]).size()
     if as_json:
         payload = {
-            "store": str(zone_store.location),
+            "store": zone_store.location,
             "data_version": current.data_version,
             "version": current.version,
             "zones": len(zones),
@@ -69,7 +68,7 @@ def info(store: Path | None = store_option(), as_json: bool = typer.Option(False
         }
         print(json.dumps(payload, ensure_ascii=False, indent=2))
         return
-    console.print(f"store: {zone_store.location}")
+    console.print(f"store: {zone_store.location}", highlight=False)
     console.print(f"data version: {current.data_version} ({current.action} {current.created_at})")
     table = Table("layer", "图层", "accuracy", "zones")
     for (layer, accuracy), n in counts.items():

@@ -507,6 +507,8 @@ class GeoPackageStore(StoreBackend):
             if not needs_migration(db):
                 self._upgraded = True
                 return False
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path} is not a zone store (a GeoPackage): {exc}") from exc
         finally:
             db.close()
         # The earlier code serialised writers with flock on "<store>.lock": hold it too, so a
