@@ -145,7 +145,7 @@ class PointLookup:
 
 def lookup_index(snap: Snapshot) -> ZoneIndex:
     """The snapshot's lookup index, built once per data version."""
-    return snap.derived("lookup_index", ZoneIndex.from_frame)
+    return snap.lookup_index()
 
 
 def look_up(snap: Snapshot, x, y, *, crs: str, as_of: str | None, layers: Sequence[str] | None,

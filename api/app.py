@@ -74,8 +74,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/healthz", tags=["service"], summary="Liveness, zone count and data version")
     def healthz(request: Request) -> dict:
-        snap = request.app.state.catalog.snapshot()
-        return {"status": "ok", "zones": len(snap.zones), "data_version": snap.data_version}
+        catalog = request.app.state.catalog
+        snap = catalog.snapshot()
+        # store_head: the store's latest version; ahead of data_version while a replica loads it.
+        return {"status": "ok", "zones": len(snap.zones), "data_version": snap.data_version,
+                "store_head": catalog.store.head()}
 
     from api import check  # /v1/check, /v1/check/site, /v1/zones
 
@@ -116,6 +119,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(workbench.router)
     app.include_router(workbench.page_router)
+
+    from api import tiles  # /tiles/{layer}/{z}/{x}/{y}.mvt
+
+    app.include_router(tiles.router)
 
     from api import map as map_viewer  # GET /map and its vendored assets under /static/vendor
 

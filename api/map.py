@@ -12,16 +12,18 @@ from fastapi.staticfiles import StaticFiles
 from starlette.middleware.gzip import GZipMiddleware
 
 from api.errors import NotFoundError
-from maps.assets import VENDOR_DIR
-from maps.context import district_context
-from maps.render import MapOptions, render_html
-from maps.simplify import display_geometry
+from maps import VENDOR_DIR
 
 router = APIRouter(tags=["map"])
 
 
 def _page(request: Request, lang: str, zone: str | None) -> tuple[bytes, bytes, str]:
     """(html, gzipped html, etag) for this data version, built once per language and zone."""
+    # Imported here: folium costs ~0.4 s, which the first /v1/check after a start should not wait for.
+    from maps.context import district_context
+    from maps.render import MapOptions, render_html
+    from maps.simplify import display_geometry
+
     snap = request.app.state.catalog.snapshot()
     if zone is not None and not (snap.zones["zone_id"] == zone).any():
         raise NotFoundError(f"zone {zone!r} not found; GET /v1/zones lists the zone ids")

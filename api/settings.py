@@ -19,7 +19,9 @@ class SettingsError(ValueError):
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ZONING_", env_file=".env", extra="ignore")
 
-    store: Path = Field(DEFAULT_STORE, description="GeoPackage zone store; created from `seed` on first start")
+    # str | Path: a postgresql:// URL must stay text (a Path collapses its "//").
+    store: str | Path = Field(DEFAULT_STORE, description="Zone store: a GeoPackage file or a postgresql:// URL "
+                              "(PostGIS); created from `seed` on first start")
     seed: Path = Field(BUNDLED_ZONES, description="Bundled zones (GeoJSON) that initialise a new store")
     host: str = "127.0.0.1"
     port: int = 8000

@@ -19,11 +19,17 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import geopandas as gpd
+import numpy as np
 
+from geo.index_files import default_index_dir
 from geo.store import StoreBackend, VersionInfo
+
+if TYPE_CHECKING:
+    from geo.lookup import ZoneIndex
 
 log = logging.getLogger("zoning.catalog")
 BUILD_SWITCH_INTERVAL_S = 0.0005
@@ -33,6 +39,7 @@ BUILD_SWITCH_INTERVAL_S = 0.0005
 class Snapshot:
     zones: gpd.GeoDataFrame
     version: VersionInfo
+    index_dir: Path | None = None  # saved lookup indexes (``geo.index_files``); None: build in memory
     _derived: dict[str, Any] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -50,13 +57,35 @@ class Snapshot:
                 self._derived[key] = build(self.zones)
             return self._derived[key]
 
+    def lookup_index(self) -> ZoneIndex:
+        """The lookup index of this version: loaded from ``index_dir`` if a process saved it
+        there (milliseconds), else built and saved for the next process."""
+        return self.derived("lookup_index", self._load_or_build_index)
+
+    def _load_or_build_index(self, zones: gpd.GeoDataFrame) -> ZoneIndex:
+        from geo import index_files
+        from geo.lookup import DEFAULT_GRID_SIZE, ZoneIndex, build_arrays
+
+        if self.index_dir is None:
+            return ZoneIndex(zones)
+        zones = zones.reset_index(drop=True)
+        arrays = index_files.load_or_build(
+            self.index_dir / self.data_version, zones["zone_id"].tolist(),
+            lambda: build_arrays(np.asarray(zones.geometry.values, dtype=object), DEFAULT_GRID_SIZE),
+            grid_size=DEFAULT_GRID_SIZE)
+        return ZoneIndex(zones, arrays=arrays)
+
 
 class ZoneCatalog:
     """The snapshot being served. ``prepare(snapshot)`` runs on every new version before it
     is served (e.g. building the lookup index), off the request path."""
 
-    def __init__(self, store: StoreBackend, prepare: Callable[[Snapshot], Any] | None = None):
+    def __init__(self, store: StoreBackend, prepare: Callable[[Snapshot], Any] | None = None,
+                 index_dir: Path | None = None):
+        """``index_dir``: where lookup indexes are saved per data version (default
+        ``geo.index_files.default_index_dir(store)``)."""
         self.store = store
+        self.index_dir = index_dir if index_dir is not None else default_index_dir(store)
         self.prepare = prepare
         self._snapshot: Snapshot | None = None
         self._first_load = threading.Lock()
@@ -66,7 +95,7 @@ class ZoneCatalog:
 
     def _load(self) -> Snapshot:
         zones, info = self.store.snapshot()
-        return Snapshot(zones, info)
+        return Snapshot(zones, info, self.index_dir)
 
     def snapshot(self) -> Snapshot:
         """The snapshot being served; starts loading a newer version in the background."""

@@ -295,8 +295,19 @@ def _pyproj_crs(epsg: str) -> pyproj.CRS:
     return pyproj.CRS.from_user_input(epsg)
 
 
+# The pipelines pyproj's database search finds for the metric CRS (tests/test_crs.py checks
+# they still are): given directly, a new process's first distance skips that ~0.1 s search.
+_TMERC_117 = "proj=tmerc lat_0=0 lon_0=117 k=1 x_0=500000 y_0=0 ellps=GRS80"
+KNOWN_PIPELINES = {
+    ("EPSG:4326", "EPSG:4548"): f"proj=pipeline step proj=unitconvert xy_in=deg xy_out=rad step {_TMERC_117}",
+    ("EPSG:4548", "EPSG:4326"): f"proj=pipeline step inv {_TMERC_117} step proj=unitconvert xy_in=rad xy_out=deg",
+}
+
+
 @functools.lru_cache(maxsize=64)
 def _transformer(src: str, dst: str) -> pyproj.Transformer:
+    if (src, dst) in KNOWN_PIPELINES:
+        return pyproj.Transformer.from_pipeline(KNOWN_PIPELINES[src, dst])
     return pyproj.Transformer.from_crs(src, dst, always_xy=True)
 
 
@@ -527,6 +538,11 @@ def _map_geoms(geoms, transformer, crs_label):
 def to_metric(geoms):
     """WGS84 geometries -> METRIC_CRS (EPSG:4548, metres) for planar work in Beijing."""
     return _map_geoms(geoms, _transformer("EPSG:4326", METRIC_CRS), METRIC_CRS)
+
+
+def to_web_mercator(geoms):
+    """WGS84 geometries -> EPSG:3857, for display only (vector tiles): never for areas or distances."""
+    return _map_geoms(geoms, _transformer("EPSG:4326", "EPSG:3857"), "EPSG:3857")
 
 
 def from_metric(geoms):

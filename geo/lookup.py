@@ -47,7 +47,7 @@ import shapely
 from geo.crs import geodesic_area_m2, to_metric
 from geo.selection import in_force_mask, parse_date, parse_layers
 
-__all__ = ["BOUNDARY_CHUNK", "DEFAULT_GRID_SIZE", "Hits", "Nearby", "SiteOverlaps", "ZoneIndex"]
+__all__ = ["BOUNDARY_CHUNK", "DEFAULT_GRID_SIZE", "Hits", "Nearby", "SiteOverlaps", "ZoneIndex", "build_arrays"]
 
 # Cells per side of the lookup grid over all zones (a power of two). 1024 over the four
 # districts' extent gives cells of ~200 x 130 m: about 3 % of points need an exact test,
@@ -206,51 +206,108 @@ def _boundary_chunks(metric_geom: shapely.Geometry) -> np.ndarray:
     return np.array(chunks, dtype=object)
 
 
-class ZoneIndex:
-    """Spatial index of a zone table; build once per data version (``geo.catalog``)."""
+def build_arrays(geoms: np.ndarray, grid_size: int = DEFAULT_GRID_SIZE) -> dict[str, np.ndarray]:
+    """Everything ``ZoneIndex`` derives from the zone geometries, as plain arrays (what
+    ``geo.index_files`` saves per data version, so a new process loads instead of building).
 
-    def __init__(self, zones: gpd.GeoDataFrame, grid_size: int = DEFAULT_GRID_SIZE):
-        if grid_size < 1 or grid_size & (grid_size - 1):
-            raise ValueError(f"grid_size must be a power of two, got {grid_size}")
+    ``area_m2`` geodesic zone areas; ``xs``/``ys`` the grid's cell edges; ``entry_zone``,
+    ``entry_covered``, ``cell_start`` the cells' (zone, covered) entries CSR-style, sorted
+    by (cell, zone), so a point's candidates come out sorted by zone; ``chunk_*`` the
+    zones' metric boundary chunks as ragged coordinates (``chunk_kind`` 0 point, 1 line).
+    """
+    if grid_size < 1 or grid_size & (grid_size - 1):
+        raise ValueError(f"grid_size must be a power of two, got {grid_size}")
+    area_m2 = np.asarray(geodesic_area_m2(geoms), dtype=float) if len(geoms) else np.zeros(0)
+    bounds = shapely.total_bounds(geoms) if len(geoms) else np.zeros(4)
+    xs = np.linspace(bounds[0], bounds[2], grid_size + 1)
+    ys = np.linspace(bounds[1], bounds[3], grid_size + 1)
+    cells, owner, covered = [np.zeros(0, np.int64)], [np.zeros(0, np.intp)], [np.zeros(0, bool)]
+    for i, geom in enumerate(geoms):
+        c, cov = _grid_cells(geom, xs, ys)
+        cells.append(c)
+        owner.append(np.full(c.size, i, np.intp))
+        covered.append(cov)
+    cells, owner, covered = np.concatenate(cells), np.concatenate(owner), np.concatenate(covered)
+    order = np.lexsort((owner, cells))
+    cell_start = np.searchsorted(cells[order], np.arange(grid_size * grid_size + 1))
+
+    # Densify before projecting: an edge straight in lon/lat is slightly curved in
+    # EPSG:4548 (metres off over a few km); with vertices every ~50 m the projected
+    # boundary follows the stored one to centimetres.
+    metric = to_metric(shapely.segmentize(geoms, DENSIFY_DEG)) if len(geoms) else geoms
+    per_zone = [_boundary_chunks(g) for g in metric]
+    chunks = np.concatenate(per_zone) if per_zone else np.zeros(0, dtype=object)
+    coords, offsets = shapely.get_coordinates(chunks), np.zeros(len(chunks) + 1, np.int64)
+    np.cumsum(shapely.get_num_coordinates(chunks), out=offsets[1:])
+    return {
+        "area_m2": area_m2, "xs": xs, "ys": ys,
+        "entry_zone": owner[order], "entry_covered": covered[order], "cell_start": cell_start,
+        "chunk_zone": np.repeat(np.arange(len(per_zone)), [len(c) for c in per_zone]).astype(np.intp),
+        "chunk_kind": (shapely.get_type_id(chunks) == 1).astype(np.int8),
+        "chunk_offsets": offsets, "chunk_coords": coords,
+    }
+
+
+def _chunks_from_arrays(kind: np.ndarray, offsets: np.ndarray, coords: np.ndarray) -> np.ndarray:
+    """The boundary chunks (shapely LineStrings and Points) back from ``build_arrays``' ragged form."""
+    chunks = np.empty(kind.size, dtype=object)
+    lines = np.flatnonzero(kind == 1)
+    if lines.size:
+        counts = offsets[lines + 1] - offsets[lines]
+        take = np.repeat(offsets[lines] - (np.cumsum(counts) - counts), counts) + np.arange(counts.sum())
+        chunks[lines] = shapely.linestrings(coords[take], indices=np.repeat(np.arange(lines.size), counts))
+    points = np.flatnonzero(kind == 0)
+    if points.size:
+        chunks[points] = shapely.points(coords[offsets[points]])
+    return chunks
+
+
+class ZoneIndex:
+    """Spatial index of a zone table; build once per data version (``geo.catalog``), or
+    load the arrays a previous process saved (``geo.index_files``)."""
+
+    def __init__(self, zones: gpd.GeoDataFrame, grid_size: int = DEFAULT_GRID_SIZE,
+                 arrays: dict[str, np.ndarray] | None = None):
+        """``arrays``: the result of ``build_arrays`` for exactly these zones, in this order
+        (None builds them)."""
         self.zones = zones.reset_index(drop=True)
         self.geoms = np.asarray(self.zones.geometry.values, dtype=object).copy()
         shapely.prepare(self.geoms)
-        self.area_m2 = np.asarray(geodesic_area_m2(self.geoms), dtype=float) if len(self.geoms) else np.zeros(0)
         self._layer = self.zones["layer"].to_numpy()
         self._active: dict[tuple, np.ndarray] = {}
-
-        # The grid spans all zones; cells' zone lists are stored CSR-style, sorted by
-        # (cell, zone), so a point's candidates come out sorted by zone.
-        self.grid_size = grid_size
-        bounds = shapely.total_bounds(self.geoms) if len(self.geoms) else np.zeros(4)
-        self.xs = np.linspace(bounds[0], bounds[2], grid_size + 1)
-        self.ys = np.linspace(bounds[1], bounds[3], grid_size + 1)
-        cells, owner, covered = [np.zeros(0, np.int64)], [np.zeros(0, np.intp)], [np.zeros(0, bool)]
-        for i, geom in enumerate(self.geoms):
-            c, cov = _grid_cells(geom, self.xs, self.ys)
-            cells.append(c)
-            owner.append(np.full(c.size, i, np.intp))
-            covered.append(cov)
-        cells, owner, covered = np.concatenate(cells), np.concatenate(owner), np.concatenate(covered)
-        order = np.lexsort((owner, cells))
-        self.entry_zone, self.entry_covered = owner[order], covered[order]
-        self.cell_start = np.searchsorted(cells[order], np.arange(grid_size * grid_size + 1))
+        if arrays is None:
+            arrays = build_arrays(self.geoms, grid_size)
+        self.arrays = arrays
+        self.grid_size = arrays["xs"].size - 1
+        self.area_m2, self.xs, self.ys = arrays["area_m2"], arrays["xs"], arrays["ys"]
+        self.entry_zone, self.entry_covered = arrays["entry_zone"], arrays["entry_covered"]
+        self.cell_start = arrays["cell_start"]
         self.cell_count = np.diff(self.cell_start)
-        self._zone_tree = shapely.STRtree(self.geoms)
-
-        # Densify before projecting: an edge straight in lon/lat is slightly curved in
-        # EPSG:4548 (metres off over a few km); with vertices every ~50 m the projected
-        # boundary follows the stored one to centimetres.
-        metric = to_metric(shapely.segmentize(self.geoms, DENSIFY_DEG)) if len(self.geoms) else self.geoms
-        per_zone = [_boundary_chunks(g) for g in metric]
-        self._boundary_trees = [shapely.STRtree(c) for c in per_zone]
-        self.chunks = np.concatenate(per_zone) if per_zone else np.zeros(0, dtype=object)
-        self.chunk_zone = np.repeat(np.arange(len(per_zone)), [len(c) for c in per_zone]).astype(np.intp)
+        self.chunks = _chunks_from_arrays(arrays["chunk_kind"], arrays["chunk_offsets"], arrays["chunk_coords"])
+        self.chunk_zone = arrays["chunk_zone"]
+        # Chunks are stored zone by zone: zone z's are chunk_first[z]:chunk_first[z + 1].
+        self._chunk_first = np.searchsorted(self.chunk_zone, np.arange(len(self.geoms) + 1))
         self._chunk_tree = shapely.STRtree(self.chunks)
+        # Built on first use: a site check needs the zone tree, a distance a zone's
+        # boundary tree; a national table has 300 000 zones, and a point touches a few.
+        self._zone_tree_built: shapely.STRtree | None = None
+        self._boundary_trees: dict[int, shapely.STRtree] = {}
 
     @classmethod
     def from_frame(cls, zones: gpd.GeoDataFrame, grid_size: int = DEFAULT_GRID_SIZE) -> ZoneIndex:
         return cls(zones, grid_size=grid_size)
+
+    @property
+    def _zone_tree(self) -> shapely.STRtree:
+        if self._zone_tree_built is None:
+            self._zone_tree_built = shapely.STRtree(self.geoms)
+        return self._zone_tree_built
+
+    def _boundary_tree(self, z: int) -> shapely.STRtree:
+        tree = self._boundary_trees.get(z)
+        if tree is None:
+            tree = self._boundary_trees[z] = shapely.STRtree(self.chunks[self._chunk_first[z]:self._chunk_first[z + 1]])
+        return tree
 
     def __len__(self) -> int:
         return len(self.zones)
@@ -327,8 +384,8 @@ class ZoneIndex:
         out = np.zeros(hits.zone.size)
         for z in np.unique(hits.zone):
             pairs = np.flatnonzero(hits.zone == z)
-            _, dist = self._boundary_trees[z].query_nearest(points_m[hits.point[pairs]], return_distance=True,
-                                                           all_matches=False)
+            _, dist = self._boundary_tree(int(z)).query_nearest(points_m[hits.point[pairs]],
+                                                                return_distance=True, all_matches=False)
             out[pairs] = dist
         return out
 

@@ -18,8 +18,8 @@ from pathlib import Path
 import folium
 from branca.element import Element, Figure
 
-VENDOR_DIR = Path(__file__).resolve().parent / "static" / "vendor"
-TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
+from maps import TEMPLATES_DIR, VENDOR_DIR
+
 # Relative, so the page also works when the app is served under a path prefix.
 VENDOR_URL = "static/vendor/"
 

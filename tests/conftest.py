@@ -8,6 +8,7 @@ import pytest
 import shapely
 
 from geo import schema
+from tests.store_backends import postgis_url  # noqa: F401  (fixture: a throwaway PostGIS server, per session)
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -60,16 +61,21 @@ def sample_zones():
 
 # Store backends the shared store tests (tests/test_store.py) run against; a backend adds
 # its name here and a branch to ``new_store``.
-STORE_BACKENDS = ["gpkg"]
+STORE_BACKENDS = ["gpkg", "postgis"]
 
 
 @pytest.fixture(params=STORE_BACKENDS)
 def new_store(request, tmp_path):
-    """An empty zone store of each backend."""
-    from geo.store import GeoPackageStore
+    """An empty zone store of each backend (PostGIS: a new schema in a throwaway server,
+    ``tests.store_backends``)."""
+    from geo.store import GeoPackageStore, store_at
+    from tests.store_backends import new_location
 
     if request.param == "gpkg":
         return GeoPackageStore(tmp_path / "zones.gpkg")
+    if request.param == "postgis":
+        request.applymarker(pytest.mark.postgis)
+        return store_at(new_location("postgis", tmp_path, request))
     raise AssertionError(f"unknown store backend {request.param}")
 
 

@@ -380,6 +380,17 @@ def test_metric_crs_round_trip():
     assert series.crs.to_epsg() == 4548
 
 
+@pytest.mark.parametrize(("src", "dst"), list(crs.KNOWN_PIPELINES))
+def test_known_pipelines_are_what_pyproj_finds_and_transform_identically(src, dst):
+    """The metric transformers skip pyproj's database search; they must be the very pipeline it finds."""
+    searched = pyproj.Transformer.from_crs(src, dst, always_xy=True)
+    assert crs.KNOWN_PIPELINES[src, dst] == searched.definition
+    rng = np.random.default_rng(7)
+    lon, lat = rng.uniform(115.4, 117.6, 1000), rng.uniform(39.4, 41.1, 1000)
+    x, y = (lon, lat) if src == "EPSG:4326" else pyproj.Transformer.from_crs(dst, src, always_xy=True).transform(lon, lat)
+    assert np.array_equal(np.array(crs._transformer(src, dst).transform(x, y)), np.array(searched.transform(x, y)))
+
+
 def test_geodesic_area_of_a_cell_agrees_with_epsg_4548():
     cell = shapely.box(116.0, 40.0, 116.01, 40.01)
     geodesic = crs.geodesic_area_m2(cell)

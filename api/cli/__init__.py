@@ -21,6 +21,7 @@ from api.cli import digitise  # noqa: F401  # isort: skip
 from api.cli import users  # noqa: F401  # isort: skip
 from api.cli import reports  # noqa: F401  # isort: skip
 from api.cli import impact  # noqa: F401  # isort: skip
+from api.cli import store  # noqa: F401  # isort: skip
 from api.cli.common import UserError, _state, app, console, err_console
 from geo.store import StoreError
 

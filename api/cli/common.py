@@ -33,8 +33,17 @@ def _global(debug: bool = typer.Option(False, "--debug", help="Show tracebacks o
     _state["debug"] = debug
 
 
+def store_location(value: str | None) -> Path | str | None:
+    """A ``postgresql://`` URL stays text (a Path would collapse its ``//``); anything else is a path."""
+    if value is None or str(value).startswith(("postgresql://", "postgres://")):
+        return value
+    return Path(value)
+
+
 def store_option() -> Path:
-    return typer.Option(None, "--store", help="Zone store (GeoPackage). Default: $ZONING_STORE or var/zones.gpkg")
+    return typer.Option(None, "--store", parser=store_location, metavar="PATH|URL",
+                        help="Zone store: a GeoPackage file or a postgresql:// URL (PostGIS). "
+                             "Default: $ZONING_STORE or var/zones.gpkg")
 
 
 def resolve_store(store: Path | None):

@@ -18,8 +18,12 @@ def serve(
     host: str = typer.Option(None, help="Interface to bind (default $ZONING_HOST or 127.0.0.1)."),
     port: int = typer.Option(None, help="Port (default $ZONING_PORT or 8000)."),
     store: Path | None = store_option(),
+    workers: int = typer.Option(1, min=1, max=64, help="Worker processes (uvicorn); each serves the store's "
+                                "current version and notices new ones on its next request."),
 ) -> None:
     """Run the web service: map, lookup API, OGC API – Features, exports."""
+    import os
+
     import uvicorn
 
     from api.app import create_app
@@ -36,6 +40,13 @@ def serve(
     console.print(f"  API 文档 docs:   {base}/docs")
     console.print(f"  OGC API:         {base}/")
     # access_log off: the app logs one line per request itself (with duration and request id).
+    if workers > 1:  # each worker process builds its app from the environment
+        os.environ.update(ZONING_STORE=str(settings.store), ZONING_SEED=str(settings.seed),
+                          ZONING_WARM_ON_START="true")
+        console.print(f"  workers:         {workers}")
+        uvicorn.run("api.app:create_app", factory=True, workers=workers, host=host, port=port,
+                    log_level=settings.log_level, access_log=False)
+        return
     uvicorn.run(create_app(settings), host=host, port=port, log_level=settings.log_level, access_log=False)
 
 

@@ -26,7 +26,12 @@ __all__ = [
 
 
 def store_at(location: str | os.PathLike[str]) -> StoreBackend:
-    """The backend for ``location`` (a GeoPackage path; other backends add their scheme here)."""
+    """The backend for ``location``: a ``postgresql://`` URL is a PostGIS database
+    (``postgis.PostGISStore``), anything else a GeoPackage path."""
+    from geo.store.postgis import PostGISStore, is_postgis_location
+
+    if is_postgis_location(location):
+        return PostGISStore(str(location))
     return GeoPackageStore(location)
 
 

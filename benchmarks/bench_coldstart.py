@@ -1,0 +1,103 @@
+"""Cold start: seconds from launching ``zoning serve`` to its first successful ``/v1/check``.
+
+Each run is a new process (``python -m api.cli serve`` on a free loopback port) polled
+every 10 ms until ``/v1/check`` answers 200. Prints, in one run, the median of several
+launches of:
+
+* **fresh store**: no store file yet (the store is created from the bundled zones);
+* **no saved index**: the store exists, its lookup index directory is removed before each
+  launch, so the process builds the index (what every start cost before the index was saved);
+* **saved index**: the index a previous process saved is loaded (memory-mapped).
+
+Wall seconds depend on what else runs on the machine, so the server's own CPU seconds
+(user + system, from ``/proc``) at the moment it first answered are printed too, and the
+ratio of the saved-index start to the no-saved-index start.
+
+    python benchmarks/bench_coldstart.py      (or python -m benchmarks.run coldstart)
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from tests.browser import free_port  # noqa: E402
+
+LAUNCHES = 5
+CHECK = "/v1/check?lon=116.0&lat=39.97"
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime
+
+
+def first_answer(store: Path, extra_env: dict[str, str] | None = None) -> tuple[float, float]:
+    """(wall seconds, server CPU seconds) from launch to the first 200 from /v1/check."""
+    port = free_port()
+    env = {**os.environ, **(extra_env or {})}
+    start = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "api.cli", "serve", "--port", str(port), "--store", str(store)],
+                            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"zoning serve exited with {proc.returncode}")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}{CHECK}", timeout=30) as response:
+                    response.read()
+                    if response.status == 200:
+                        return time.perf_counter() - start, cpu_seconds(proc.pid)
+            except OSError:
+                time.sleep(0.01)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def median(runs: list[tuple[float, float]]) -> tuple[float, float]:
+    return statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs)
+
+
+def main() -> None:
+    workdir = Path(tempfile.mkdtemp(prefix="zoning-coldstart-"))
+    try:
+        store = workdir / "zones.gpkg"
+        index_root = workdir / "index"
+        fresh = []
+        for _ in range(LAUNCHES):
+            for p in workdir.iterdir():
+                shutil.rmtree(p) if p.is_dir() else p.unlink()
+            fresh.append(first_answer(store))
+        unsaved = []
+        for _ in range(LAUNCHES):
+            shutil.rmtree(index_root, ignore_errors=True)
+            unsaved.append(first_answer(store))
+        saved = [first_answer(store) for _ in range(LAUNCHES)]
+        rows = [("fresh store (created on start)", median(fresh)),
+                ("existing store, no saved index", median(unsaved)),
+                ("existing store, saved index", median(saved))]
+        print(f"first /v1/check after `zoning serve` starts, median of {LAUNCHES} launches:")
+        print(f"  {'case':34s} {'wall s':>8s} {'server CPU s':>13s}")
+        for label, (wall, cpu) in rows:
+            print(f"  {label:34s} {wall:8.2f} {cpu:13.2f}")
+        (w0, c0), (w1, c1) = rows[1][1], rows[2][1]
+        print(f"  saved index / no saved index: wall {w1 / w0:.2f}x, CPU {c1 / c0:.2f}x")
+        print(f"  load average now: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

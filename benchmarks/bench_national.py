@@ -1,0 +1,162 @@
+"""National scale, simulated: a synthetic zone set the size of a national red-line dataset.
+
+``national_zones(n_zones, vertices, n_counties)`` generates schema-complete zones over
+China's extent (73–135°E, 18–53°N): ``n_zones`` red-line polygons of ``vertices`` vertices
+each (irregular star shapes, 0.5–4 km across, a tenth of them with a hole) and
+``n_counties`` county units (a jittered grid, 100 vertices each) as the ``admin`` layer.
+They are synthetic benchmark data (``method`` says so), never shipped, never served.
+
+Prints, for one run: generation time; store import (GeoPackage ``save``: validation,
+geodesic areas, content hash, one transaction) time and file size; store load time; lookup
+index build time, saved size and load time; lookup rate on 1 M random points inside the
+extent and on 1 M points inside zones; GeoPackage export time; peak memory (RSS).
+The bundled Beijing zones go through the same steps first, as the baseline.
+
+National size is 300 000 zones / 30 M vertices + 2 800 counties; the default here is a
+tenth of the zones (``ZONING_NATIONAL_ZONES``, ``ZONING_NATIONAL_VERTICES`` override), because
+on the shared 2-core machine the full set takes tens of minutes per step; docs/scaling.md
+extrapolates from the measured tenth.
+
+    python benchmarks/bench_national.py      (or python -m benchmarks.run national)
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import geopandas as gpd  # noqa: E402
+import numpy as np  # noqa: E402
+import shapely  # noqa: E402
+
+from geo import index_files, schema  # noqa: E402
+from geo.export import write_export  # noqa: E402
+from geo.lookup import ZoneIndex, build_arrays  # noqa: E402
+from geo.paths import BUNDLED_ZONES  # noqa: E402
+from geo.store import store_at  # noqa: E402
+
+EXTENT = (73.0, 18.0, 135.0, 53.0)
+N_ZONES = int(os.environ.get("ZONING_NATIONAL_ZONES", 30_000))
+VERTICES = int(os.environ.get("ZONING_NATIONAL_VERTICES", 100))
+N_COUNTIES = 2_800
+LOOKUPS = 1_000_000
+
+
+def _star(cx: np.ndarray, cy: np.ndarray, radius_deg: np.ndarray, vertices: int, rng) -> np.ndarray:
+    """Irregular star-shaped rings around (cx, cy): one ring per centre, ``vertices`` vertices."""
+    angles = np.sort(rng.uniform(0, 2 * np.pi, (cx.size, vertices)), axis=1)
+    r = radius_deg[:, None] * rng.uniform(0.6, 1.0, (cx.size, vertices))
+    x = cx[:, None] + r * np.cos(angles) / np.cos(np.radians(cy))[:, None]
+    y = cy[:, None] + r * np.sin(angles)
+    coords = np.stack([x, y], axis=-1)
+    return np.concatenate([coords, coords[:, :1]], axis=1)  # closed
+
+
+def national_zones(n_zones: int = N_ZONES, vertices: int = VERTICES, n_counties: int = N_COUNTIES,
+                   seed: int = 2024) -> gpd.GeoDataFrame:
+    rng = np.random.default_rng(seed)
+    minx, miny, maxx, maxy = EXTENT
+    cols = int(np.ceil(np.sqrt(n_counties * (maxx - minx) / (maxy - miny))))
+    rows = int(np.ceil(n_counties / cols))
+    xs, ys = np.linspace(minx, maxx, cols + 1), np.linspace(miny, maxy, rows + 1)
+    county_geoms, county_codes = [], []
+    for k in range(n_counties):
+        i, j = k % cols, k // cols
+        t = np.linspace(0, 1, 26)[:-1]
+        x0, x1, y0, y1 = xs[i], xs[i + 1], ys[j], ys[j + 1]
+        ring = np.r_[np.c_[x0 + t * (x1 - x0), np.full(25, y0)], np.c_[np.full(25, x1), y0 + t * (y1 - y0)],
+                     np.c_[x1 - t * (x1 - x0), np.full(25, y1)], np.c_[np.full(25, x0), y1 - t * (y1 - y0)]]
+        county_geoms.append(shapely.Polygon(ring))
+        county_codes.append(f"{990000 + k:06d}")
+    cx, cy = rng.uniform(minx + 0.1, maxx - 0.1, n_zones), rng.uniform(miny + 0.1, maxy - 0.1, n_zones)
+    radius = rng.uniform(0.0025, 0.02, n_zones)
+    rings = _star(cx, cy, radius, vertices, rng)
+    holes = rng.random(n_zones) < 0.1
+    zone_geoms = shapely.polygons(rings)
+    hole_rings = _star(cx[holes], cy[holes], radius[holes] * 0.3, 8, rng)
+    zone_geoms[holes] = shapely.polygons(rings[holes], holes=[[h] for h in hole_rings]) if holes.any() else []
+    zone_geoms = shapely.make_valid(zone_geoms)  # sorted angles give simple rings; this only guards
+    county_of = np.minimum(((cx - minx) / (maxx - minx) * cols).astype(int), cols - 1) + \
+        np.minimum(((cy - miny) / (maxy - miny) * rows).astype(int), rows - 1) * cols
+    county_of = np.minimum(county_of, n_counties - 1)
+    base = {"parent_id": None, "kind": "synthetic", "district_name": "合成县", "source_doc_no": "合成〔2024〕1号",
+            "source_title": "合成基准数据", "source_article": None, "issuer": "基准", "issued_on": "2024-01-01",
+            "effective_from": "2024-01-01", "effective_to": None, "stated_area_km2": None, "area_km2": None,
+            "rules": [], "accuracy": "schematic", "method": "synthetic benchmark data (benchmarks/bench_national.py)",
+            "notes": None}
+    records = [{**base, "zone_id": f"cn-county-{c}", "layer": "admin", "name_zh": f"合成县{c}",
+                "name_en": f"Synthetic county {c}", "district_code": c, "geometry": g}
+               for c, g in zip(county_codes, county_geoms, strict=True)]
+    records += [{**base, "zone_id": f"cn-redline-{k}", "layer": "eco_redline", "name_zh": f"合成红线{k}",
+                 "name_en": f"Synthetic red line {k}", "district_code": county_codes[county_of[k]], "geometry": g}
+                for k, g in enumerate(zone_geoms)]
+    return schema.zones_from_records(records)
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def timed(fn):
+    start = time.perf_counter()
+    result = fn()
+    return result, time.perf_counter() - start
+
+
+def measure(label: str, zones: gpd.GeoDataFrame, workdir: Path) -> None:
+    vertices = int(shapely.get_num_coordinates(zones.geometry.values).sum())
+    print(f"\n{label}: {len(zones):,} zones, {vertices:,} vertices")
+    store = store_at(workdir / "zones.gpkg")
+    info, t_import = timed(lambda: store.save(zones, action="import", base_version=0))
+    print(f"  store import (GeoPackage, one transaction)  {t_import:8.1f} s   file {store.path.stat().st_size / 2**20:,.0f} MiB")
+    (loaded, _), t_load = timed(lambda: store.snapshot())
+    print(f"  store load                                   {t_load:8.1f} s")
+    geoms = np.asarray(loaded.geometry.values, dtype=object)
+    arrays, t_build = timed(lambda: build_arrays(geoms))
+    ids = loaded["zone_id"].tolist()
+    directory = workdir / "index" / info.data_version
+    index_files.save(directory, arrays, zone_ids=ids, grid_size=arrays["xs"].size - 1)
+    size = sum(p.stat().st_size for p in directory.iterdir()) / 2**20
+    saved, t_index_load = timed(lambda: index_files.load(directory, zone_ids=ids))
+    index, t_wrap = timed(lambda: ZoneIndex(loaded, arrays=saved))
+    print(f"  lookup index build                           {t_build:8.1f} s   saved {size:,.0f} MiB, "
+          f"loaded+verified in {t_index_load:.2f} s (+{t_wrap:.2f} s to wrap)")
+    rng = np.random.default_rng(1)
+    minx, miny, maxx, maxy = loaded.total_bounds
+    lon, lat = rng.uniform(minx, maxx, LOOKUPS), rng.uniform(miny, maxy, LOOKUPS)
+    hits, t_lookup = timed(lambda: index.lookup_points(lon, lat))
+    inside = shapely.get_coordinates(shapely.point_on_surface(geoms[rng.integers(0, len(geoms), LOOKUPS)]))
+    hits_in, t_inside = timed(lambda: index.lookup_points(inside[:, 0], inside[:, 1]))
+    print(f"  lookup, {LOOKUPS:,} random points            {LOOKUPS / t_lookup / 1e6:8.2f} M points/s "
+          f"({np.unique(hits.point).size:,} inside a zone)")
+    print(f"  lookup, {LOOKUPS:,} points inside zones      {LOOKUPS / t_inside / 1e6:8.2f} M points/s "
+          f"({np.unique(hits_in.point).size:,} inside)")
+    _, t_export = timed(lambda: write_export(loaded, "gpkg", workdir / "export.gpkg", data_version=info.data_version))
+    print(f"  export GeoPackage                            {t_export:8.1f} s   "
+          f"{(workdir / 'export.gpkg').stat().st_size / 2**20:,.0f} MiB")
+    print(f"  peak memory (RSS) so far                     {peak_rss_mib():8,.0f} MiB")
+
+
+def main() -> None:
+    print(f"machine shared: load {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    with tempfile.TemporaryDirectory(prefix="zoning-national-") as tmp:
+        base = Path(tmp) / "beijing"
+        base.mkdir()
+        measure("baseline: bundled Beijing zones", schema.zones_from_geojson(BUNDLED_ZONES.read_text("utf-8")), base)
+        zones, t_gen = timed(lambda: national_zones())
+        print(f"\ngenerated the synthetic national set in {t_gen:.1f} s (RSS {peak_rss_mib():,.0f} MiB)")
+        national = Path(tmp) / "national"
+        national.mkdir()
+        measure(f"synthetic national set ({N_ZONES:,} red-line zones x {VERTICES} vertices + {N_COUNTIES:,} counties)",
+                zones, national)
+
+
+if __name__ == "__main__":
+    main()

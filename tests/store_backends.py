@@ -1,0 +1,35 @@
+"""Stores of every backend for the shared store suite: a GeoPackage file, or a schema in a
+throwaway PostGIS server (``tests.postgis_server``; one server per test session, a new
+schema per store, so tests never see each other's versions)."""
+
+from __future__ import annotations
+
+import itertools
+import os
+
+import pytest
+
+from tests.postgis_server import PostGISUnavailable, postgis_server
+
+BACKENDS = ("gpkg", "postgis")
+_schemas = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def postgis_url():
+    """``postgresql://`` URL of a throwaway PostGIS server; skipped without one locally, failed in CI."""
+    try:
+        with postgis_server() as server:
+            yield f"postgresql://postgres@{server.host}:{server.port}/postgres"
+    except PostGISUnavailable as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must run the PostGIS store suite: {exc}")
+        pytest.skip(str(exc))
+
+
+def new_location(backend: str, tmp_path, request) -> str:
+    """A location of an empty store of ``backend``."""
+    if backend == "gpkg":
+        return str(tmp_path / f"zones-{next(_schemas)}.gpkg")
+    url = request.getfixturevalue("postgis_url")
+    return f"{url}?zoning_schema=t{os.getpid()}_{next(_schemas)}"
