@@ -1,4 +1,5 @@
-"""Atomic file writes: write beside the target, then rename over it."""
+"""Atomic file writes: write beside the target (fsynced), then rename over it, so a reader sees
+the old file or the new one, never half of one, and a failure leaves the old one untouched."""
 
 from __future__ import annotations
 
@@ -23,3 +24,15 @@ def atomic_path(out: str | os.PathLike[str]) -> Iterator[Path]:
         os.replace(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def write_atomically(path: str | os.PathLike[str], data: bytes, mode: int = 0o644) -> Path:
+    """Write ``data`` to ``path`` atomically and durably (fsync before the rename); the folder must
+    exist. ``mode``: the file's permissions (a temporary file is created 0600)."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, mode)
+    return Path(path)

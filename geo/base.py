@@ -145,6 +145,6 @@ def districts_geojson() -> str:
 
 def write_districts(path: Path = DISTRICTS_PATH) -> Path:
     """Regenerate the district layer at ``path`` atomically (temp file + rename)."""
-    from geo.files import write_atomically
+    from geo.atomic import write_atomically
 
     return write_atomically(Path(path), districts_geojson().encode("utf-8"))

@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
-import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +23,7 @@ from typing import Any
 
 import geopandas as gpd
 
+from geo.atomic import write_atomically
 from geo.export import FORMATS, parse_encoding, parse_export_crs, parse_format, write_export
 
 KEEP_VERSIONS = 4
@@ -105,17 +104,11 @@ class ExportCache:
                 folder.mkdir(parents=True, exist_ok=True)
                 write_export(zones, request.format, path, data_version=data_version, crs=request.crs,
                              selection=request.selection(), encoding=request.encoding)
-                self._write_atomically(etag_path, _sha256(path))
+                write_atomically(etag_path, _sha256(path).encode())
                 self._prune(keep=data_version)
         stat = path.stat()
         return ExportFile(path, f'"{etag_path.read_text().strip()}"', stat.st_size, stat.st_mtime,
                           export_format.media_type, export_format.extension)
-
-    @staticmethod
-    def _write_atomically(path: Path, text: str) -> None:
-        with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as handle:
-            handle.write(text)
-        os.replace(handle.name, path)
 
     def _prune(self, keep: str) -> None:
         """Drop the files of all but the KEEP_VERSIONS most recently built data versions."""

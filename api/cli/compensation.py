@@ -15,7 +15,7 @@ import typer
 from rich.table import Table
 
 from api.cli.common import UserError, app, console
-from geo.files import write_atomically
+from geo.atomic import write_atomically
 
 
 def _write_atomically(path: Path, data: bytes) -> None:

@@ -19,7 +19,6 @@ import hashlib
 import io
 import json
 import os
-import tempfile
 import threading
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -27,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageFile, UnidentifiedImageError
+
+from geo.atomic import write_atomically
 
 # Magic numbers of the accepted formats -> (media type, file suffix).
 _MAGIC: tuple[tuple[bytes, str, str], ...] = (
@@ -181,19 +182,6 @@ def render_pages(data: bytes, limits: SheetLimits = SheetLimits()) -> list[Image
     return _render_pdf(data, limits) if media_type == "application/pdf" else _open_image(data, limits)
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-
-
 def _png_bytes(image: Image.Image) -> bytes:
     out = io.BytesIO()
     image.save(out, format="PNG", optimize=False, compress_level=6)
@@ -223,15 +211,15 @@ class SheetStore:
         media_type, suffix = sniff(data)
         folder = self._dir(sha)
         folder.mkdir(parents=True, exist_ok=True)
-        _write_atomically(folder / f"original{suffix}", data)
+        write_atomically(folder / f"original{suffix}", data)
         for i, image in enumerate(pages, start=1):
-            _write_atomically(folder / f"page-{i}.png", _png_bytes(image))
+            write_atomically(folder / f"page-{i}.png", _png_bytes(image))
         sheet = Sheet(
             sha256=sha, filename=filename, media_type=media_type, size_bytes=len(data),
             pages=[[im.width, im.height] for im in pages],
             uploaded_at=dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
             uploaded_by=uploaded_by, dpi=self.limits.dpi if media_type == "application/pdf" else None)
-        _write_atomically(folder / "sheet.json", json.dumps(sheet.as_dict(), ensure_ascii=False).encode())
+        write_atomically(folder / "sheet.json", json.dumps(sheet.as_dict(), ensure_ascii=False).encode())
         return sheet
 
     def get(self, sha256: str) -> Sheet:
