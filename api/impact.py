@@ -115,7 +115,8 @@ async def import_sites(request: Request, crs: str | None = Query(None, descripti
     return {"detail": f"{count} site(s) registered", "sites": count}
 
 
-@router.get("/sites", summary="The registered sites (GeoJSON)")
+@router.get("/sites", summary="The registered sites (GeoJSON)",
+            responses={200: {"content": {"application/geo+json": {"schema": {"type": "object"}}}}})
 @requires("sites.read")
 def list_sites(request: Request) -> Response:
     sites = gimpact.load_sites(_registry(request))

@@ -246,7 +246,9 @@ def landing(request: Request, f: str | None = F_PARAM):
 
 
 @router.get("/api", name="ogc_api", summary="OGC API definition (OpenAPI 3.0, one typed path per collection)",
-            response_model=None, responses={400: ERRORS[400]})
+            response_model=None, responses={
+                200: {"content": {"application/vnd.oai.openapi+json;version=3.0": {"schema": {"type": "object"}}}},
+                400: ERRORS[400]})
 def api_definition(request: Request):
     check_known_params(request, frozenset({"f"}))
     snap = request.app.state.catalog.snapshot()
