@@ -1,8 +1,8 @@
-"""geo.files.write_atomically: the target is replaced whole, and a failed write leaves no temp file."""
+"""geo.atomic.write_atomically: the target is replaced whole, and a failed write leaves no temp file."""
 
 import pytest
 
-from geo.files import write_atomically
+from geo.atomic import write_atomically
 
 
 def test_replaces_the_file_and_leaves_nothing_else(tmp_path):
