@@ -46,3 +46,11 @@ def test_readme_test_command_is_what_ci_runs():
     for step in steps:
         assert step in ci, f"README test step {step!r} is not in .ci/run"
 
+
+
+def test_error_messages_quote_user_text_verbatim(tmp_path):
+    """Rich would turn ':x:' in a quoted line into an emoji; the CLI prints user text as it is."""
+    source = tmp_path / "points.csv"
+    source.write_text("root:x:0:0\n1,2\n", encoding="utf-8")
+    done = run_cli("check-file", str(source), "--out", str(tmp_path / "out.csv"), "--store", str(tmp_path / "z.gpkg"))
+    assert done.returncode == 2 and "root:x:0:0" in done.stderr

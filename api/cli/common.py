@@ -19,8 +19,9 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
-err_console = Console(stderr=True)
+# emoji off: user text such as /etc/passwd's 'root:x:0' must not turn ':x:' into an emoji.
+console = Console(emoji=False)
+err_console = Console(stderr=True, emoji=False)
 _state = {"debug": False}
 
 
