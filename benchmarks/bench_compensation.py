@@ -13,20 +13,9 @@ from __future__ import annotations
 import csv
 import io
 import random
-import time
 
+from benchmarks.timing import best_seconds
 from geo.compensation.calculate import calculate_from_csv
-
-REPEATS = 3
-
-
-def best_seconds(fn) -> float:
-    best = float("inf")
-    for _ in range(REPEATS):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def samples(days_per_month: int, months: int = 12) -> str:

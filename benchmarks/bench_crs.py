@@ -8,24 +8,14 @@ inverse), next to prcoords' per-point Python loop on a 20k subset as a baseline.
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 
+from benchmarks.timing import best_seconds
 from geo import crs
 
 N = 1_000_000
 N_BASELINE = 20_000
-REPEATS = 3
 
-
-def best_seconds(fn, *args) -> float:
-    best = float("inf")
-    for _ in range(REPEATS):
-        start = time.perf_counter()
-        fn(*args)
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def prcoords_loop(fn):

@@ -11,24 +11,13 @@ GDAL, rendering the PDF page with PDFium, and tracing by colour.
 from __future__ import annotations
 
 import io
-import time
 
 import numpy as np
 from PIL import Image
 
+from benchmarks.timing import REPEATS, best_seconds
 from geo.digitise import georef, sheets, trace
 from tests.synthetic_sheet import ZONE_COLOUR, make_sheet
-
-REPEATS = 3
-
-
-def best_seconds(fn) -> float:
-    best = float("inf")
-    for _ in range(REPEATS):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def main() -> None:

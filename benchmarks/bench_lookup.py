@@ -36,6 +36,7 @@ import numpy as np  # noqa: E402
 import shapely  # noqa: E402
 
 from api import answers  # noqa: E402
+from benchmarks.timing import best_seconds  # noqa: E402
 from geo import schema  # noqa: E402
 from geo.catalog import Snapshot  # noqa: E402
 from geo.lookup import ZoneIndex  # noqa: E402
@@ -44,7 +45,6 @@ from geo.store import VersionInfo  # noqa: E402
 from tests.browser import free_port  # noqa: E402
 
 N = 1_000_000
-REPEATS = 3
 SINGLE = 3000
 HTTP_SECONDS = 5
 HTTP_ROUNDS = 3
@@ -56,14 +56,6 @@ def four_district_bounds() -> tuple[float, float, float, float]:
     districts = gpd.read_file(BASE_DIR / "districts.geojson")
     return tuple(districts[districts["adcode"].isin(FOUR_DISTRICTS)].total_bounds)
 
-
-def best_seconds(fn) -> float:
-    best = float("inf")
-    for _ in range(REPEATS):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def whole_zone_strtree(geoms):
