@@ -77,7 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from api import check  # /v1/check, /v1/check/site, /v1/zones: mounted now, the rest on first need
 
     app.include_router(check.router)
-    eager = [r for r in app.router.routes if getattr(r, "path", None) in ("/healthz", *(c.path for c in check.router.routes))]
+    eager = [r for r in app.router.routes if getattr(r, "path", None) != app.openapi_url]  # /healthz, the lookup
     routers = app.state.routers = DeferredRouters(app, eager)
 
     # Outermost last: the log line and request id cover the 413s and HEADs too. Exports answer HEAD
