@@ -199,7 +199,8 @@ def build_map(zones: gpd.GeoDataFrame, context: DistrictContext | None = None,
             styles = {a: {**zone_style(layer, a), "fill": True, "radius": 6,
                           "className": f"zoning-zone zoning-layer-{layer}"}
                       for a in ACCURACY}
-            overlays[layer] = ZoneTileLayer(layer, _layer_label(layer, len(subset), lang), styles, options.tile_url)
+            overlays[layer] = ZoneTileLayer(layer, _layer_label(layer, len(subset), lang), styles, _bounds(subset),
+                                            options.tile_url)
             overlays[layer].add_to(m)
             continue
         geojson = folium.GeoJson(
