@@ -127,13 +127,18 @@ def test_a_click_inside_a_zone_is_answered_by_the_check_with_a_popup_of_its_lega
     page.assert_clean()
 
 
-def test_search_and_the_zone_parameter_open_a_zone_from_the_api(page, tiled_server, bundled_zones):
+def test_search_opens_a_zone_from_the_api(page, tiled_server, bundled_zones):
     zone = yongding_source_zone(bundled_zones)
     p = page.open(f"{tiled_server}/map")
     p.fill("#zp-search", "永定河山峡段")
     p.locator(f"#zp-search-results li[data-zone='{zone['zone_id']}']").click()
     p.wait_for_selector(f".leaflet-popup-content .zp-popup[data-zone-id='{zone['zone_id']}']", timeout=10_000)
     assert zone["source_doc_no"] in p.locator(".leaflet-popup-content .zp-popup").inner_text()
+    page.assert_clean()
+
+
+def test_the_zone_parameter_opens_the_map_on_that_zone(page, tiled_server, bundled_zones):
+    zone = yongding_source_zone(bundled_zones)
     p2 = page.open(f"{tiled_server}/map?zone={zone['zone_id']}&lang=en")
     p2.wait_for_selector(f".leaflet-popup-content .zp-popup[data-zone-id='{zone['zone_id']}']", timeout=10_000)
     centre = p2.evaluate("() => { const c = ZoningMap.map.getCenter(); return [c.lng, c.lat]; }")
