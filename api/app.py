@@ -19,6 +19,7 @@ from api.middleware import (
     RequestLog,
     limit_malloc_arenas,
 )
+from api.routers import DeferredRouters, MountOnFirstUse
 from api.settings import Settings, get_settings
 from api.web import install_middleware
 from geo.catalog import ZoneCatalog
@@ -42,9 +43,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.warm_on_start:
             # Build the lookup index in the background so the first check does not wait ~0.5 s.
             threading.Thread(target=lookup_index, args=(snap,), name="warm-lookup-index", daemon=True).start()
-        from api.webhook import start_notifier  # ZONING_WEBHOOK_URL: a notice per new data version
+        notifier = None
+        if settings.webhook_url:  # a signed notice per new data version (imports the impact report)
+            from api.webhook import start_notifier
 
-        notifier = start_notifier(store, settings)
+            notifier = start_notifier(store, settings)
+        app.state.routers.start_background()
         yield
         if notifier is not None:
             notifier.stop()
@@ -62,16 +66,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     install_error_handlers(app)
 
-    # Outermost last: the log line and request id cover the 413s and HEADs too. Exports answer HEAD
-    # themselves; admin imports have their own upload bound, checked after the token.
-    install_middleware(app, settings.cors_origins)  # answer cache, CORS, gzip (innermost)
-    app.add_middleware(LargeBodies, max_concurrent=settings.max_large_requests)
-    app.add_middleware(EmptyQueryAsAbsent)
-    app.add_middleware(HeadAsGet, exempt=("/v1/export",))
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes,
-                       exempt=("/v1/admin/import", "/v1/workbench/sheets"))  # own upload bound, checked first
-    app.add_middleware(RequestLog)
-
     @app.get("/healthz", tags=["service"], summary="Liveness, zone count and data version")
     def healthz(request: Request) -> dict:
         catalog = request.app.state.catalog
@@ -80,66 +74,29 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return {"status": "ok", "zones": len(snap.zones), "data_version": snap.data_version,
                 "store_head": catalog.store.head()}
 
-    from api import check  # /v1/check, /v1/check/site, /v1/zones
+    from api import check  # /v1/check, /v1/check/site, /v1/zones: mounted now, the rest on first need
 
     app.include_router(check.router)
+    eager = [r for r in app.router.routes if getattr(r, "path", None) != app.openapi_url]  # /healthz, the lookup
+    routers = app.state.routers = DeferredRouters(app, eager)
 
-    from api import batch  # /v1/check/batch (CSV, GeoJSON, Arrow, GeoParquet)
+    # Outermost last: the log line and request id cover the 413s and HEADs too. Exports answer HEAD
+    # themselves; admin imports have their own upload bound, checked after the token.
+    app.add_middleware(MountOnFirstUse, routers=routers)  # innermost: the other routers, on first need
+    install_middleware(app, settings.cors_origins)  # answer cache, CORS, gzip
+    app.add_middleware(LargeBodies, max_concurrent=settings.max_large_requests)
+    app.add_middleware(EmptyQueryAsAbsent)
+    app.add_middleware(HeadAsGet, exempt=("/v1/export",))
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes,
+                       exempt=("/v1/admin/import", "/v1/workbench/sheets"))  # own upload bound, checked first
+    app.add_middleware(RequestLog)
 
-    app.include_router(batch.router)
+    generate_openapi = app.openapi
 
-    from api import parcels  # /v1/check/sites (parcel files)
+    def openapi() -> dict:
+        routers.ensure()  # the document covers every router, whoever asks first
+        return generate_openapi()
 
-    app.include_router(parcels.router)
-
-    from api import reports  # /v1/report (site compliance report, PDF/HTML)
-
-    app.include_router(reports.router)
-
-    from api import impact  # /v1/admin/sites, /v1/admin/impact
-
-    app.include_router(impact.router)
-
-    from api import activities  # /v1/activities, /v1/coverage
-
-    app.include_router(activities.router)
-
-    from api import export, ogc, ogc_params  # OGC API – Features (including the landing page `/`) and exports
-
-    app.include_router(ogc.router)
-    ogc_params.install_error_handler(app)
-    app.include_router(export.router)
-
-    from api import admin, auth  # import, versions, diff, rollback, audit; login/logout (api.auth)
-
-    app.include_router(admin.router)
-    app.include_router(auth.router)
-
-    from api import workbench  # /workbench and /v1/workbench: sheets, georeference, trace, drafts, review
-
-    app.include_router(workbench.router)
-    app.include_router(workbench.page_router)
-
-    from api import tiles  # /tiles/{layer}/{z}/{x}/{y}.mvt
-
-    app.include_router(tiles.router)
-
-    from api import ogc_tiles  # OGC API – Tiles: /tileMatrixSets, /collections/{id}/tiles/...
-
-    app.include_router(ogc_tiles.router)
-
-    from api import map as map_viewer  # GET /map and its vendored assets under /static/vendor
-
-    app.include_router(map_viewer.router)
-    map_viewer.mount_assets(app)
-
-    from api import compensation  # /v1/compensation: water-environment compensation calculator
-
-    app.include_router(compensation.router)
-
-    from api import docs  # /docs and /redoc, offline
-
-    app.include_router(docs.router)
-    docs.mount_assets(app)
+    app.openapi = openapi  # type: ignore[method-assign]
     install_contract(app)  # last: completes the OpenAPI document of every router above
     return app

@@ -23,7 +23,6 @@ from geo.compensation.allocate import allocate
 from geo.compensation.calculate import calculate_from_csv
 from geo.compensation.rules import CompensationInputError, load_rule_sets, rule_set_for, standard_summary
 from geo.compensation.sections import shipped_sections, tn_table
-from maps.compensation_map import sections_map_html
 from maps.compensation_report import report_html, report_pdf
 
 router = APIRouter(prefix="/v1/compensation", tags=["compensation"])
@@ -101,6 +100,8 @@ async def report(
     if format == "html":
         return HTMLResponse(report_html(answer))
     if format == "map":
+        from maps.compensation_map import sections_map_html  # folium: imported when a map is first asked for
+
         return HTMLResponse(await run_in_threadpool(sections_map_html, answer))
     try:
         pdf = await run_in_threadpool(report_pdf, answer)

@@ -9,7 +9,7 @@ FastAPI documents what a route's signature says. This adds what it cannot know:
 * the answers of the lookup endpoints get their schema (:data:`ANSWER_SCHEMAS`), open to
   added members so new fields do not break the contract;
 * parameters whose handler validates more than their type says get their bounds and enums
-  (:data:`PARAMETER_SCHEMAS`).
+  (:func:`parameter_schemas`).
 
 It works on the generated document, so endpoints added later get the 4xx part without
 doing anything; a new endpoint documents its 200 answer with ``response_model`` /
@@ -24,7 +24,6 @@ from typing import Any
 from fastapi import FastAPI
 
 from api.dependencies import MAX_NEAR_M
-from geo.export import FORMATS as EXPORT_FORMATS
 
 ERROR_ITEM = {
     "type": "object",
@@ -91,15 +90,22 @@ ANSWER_SCHEMAS: dict[tuple[str, str], dict[str, Any]] = {
 PARAMETER_BOUNDS: dict[str, dict[str, Any]] = {
     "near": {"minimum": 0, "maximum": MAX_NEAR_M},
 }
-PARAMETER_SCHEMAS: dict[tuple[str, str, str], dict[str, Any]] = {
-    # The handler refuses a missing or unknown format with a 400 naming the formats.
-    ("/v1/export", "get", "format"): {"required": True, "schema": {"type": "string", "enum": list(EXPORT_FORMATS)}},
-}
+
+
+def parameter_schemas() -> dict[tuple[str, str, str], dict[str, Any]]:
+    """Parameter schemas by (path, method, name), for parameters a handler validates itself."""
+    from geo.export import FORMATS  # GDAL's Python binding: imported when the document is first asked for
+
+    return {
+        # The handler refuses a missing or unknown format with a 400 naming the formats.
+        ("/v1/export", "get", "format"): {"required": True, "schema": {"type": "string", "enum": list(FORMATS)}},
+    }
 
 
 def complete_openapi(document: dict[str, Any]) -> dict[str, Any]:
     """``document`` with the error shape on every 4xx, answer schemas and parameter bounds."""
     document = copy.deepcopy(document)
+    fixes = parameter_schemas()
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
     schemas.update({"Error": ERROR_SCHEMA, "ErrorItem": ERROR_ITEM, "ZoneAnswer": _ZONE})
     for path, operations in document.get("paths", {}).items():
@@ -118,7 +124,7 @@ def complete_openapi(document: dict[str, Any]) -> dict[str, Any]:
             for parameter in operation.get("parameters", []):
                 if parameter["name"] in PARAMETER_BOUNDS and parameter.get("schema", {}).get("type") == "number":
                     parameter["schema"].update(PARAMETER_BOUNDS[parameter["name"]])
-                fix = PARAMETER_SCHEMAS.get((path, method, parameter["name"]))
+                fix = fixes.get((path, method, parameter["name"]))
                 if fix is not None:
                     parameter.update(copy.deepcopy(fix))
     return document

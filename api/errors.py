@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 
 from geo.schema import ZoneValidationError
@@ -19,6 +19,14 @@ class NotFoundError(LookupError):
 
 class PayloadTooLargeError(ValueError):
     """An upload or batch over the configured limit."""
+
+
+class OGCException(HTTPException):
+    """An error answered as an OGC exception: ``{"code", "description"}`` (and ``detail``)."""
+
+    def __init__(self, status: int, code: str, description: str):
+        super().__init__(status_code=status, detail=description)
+        self.code = code
 
 
 def _error(status: int, message: str, **extra) -> JSONResponse:
@@ -42,6 +50,11 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _store(_: Request, exc: StoreError) -> JSONResponse:
         log.error("store error: %s", exc)
         return _error(503, str(exc))
+
+    @app.exception_handler(OGCException)
+    async def _ogc(_: Request, exc: OGCException) -> JSONResponse:
+        return JSONResponse({"code": exc.code, "description": exc.detail, "detail": exc.detail},
+                            status_code=exc.status_code)
 
     # geo raises ValueError subclasses (UnknownCRSError, CoordinateError, ...) for bad input.
     @app.exception_handler(ValueError)

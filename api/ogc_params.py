@@ -11,9 +11,9 @@ import math
 
 import pyproj
 import shapely
-from fastapi import FastAPI, HTTPException, Request
-from fastapi.responses import JSONResponse
+from fastapi import Request
 
+from api.errors import OGCException
 from api.ogc_features import CRS84, OutputCRS
 from geo import crs as geocrs
 
@@ -39,27 +39,12 @@ SUPPORTED_CRS: dict[str, OutputCRS] = {
     )
 }
 
-class OGCException(HTTPException):
-    """An error answered as an OGC exception: ``{"code", "description"}`` (and ``detail``)."""
-
-    def __init__(self, status: int, code: str, description: str):
-        super().__init__(status_code=status, detail=description)
-        self.code = code
-
-
 def bad_request(message: str) -> OGCException:
     return OGCException(400, "InvalidParameterValue", message)
 
 
 def not_found(message: str) -> OGCException:
     return OGCException(404, "NotFound", message)
-
-
-def install_error_handler(app: FastAPI) -> None:
-    @app.exception_handler(OGCException)
-    async def _ogc(_: Request, exc: OGCException) -> JSONResponse:
-        return JSONResponse({"code": exc.code, "description": exc.detail, "detail": exc.detail},
-                            status_code=exc.status_code)
 
 
 # ------------------------------------------------------------------ request parsing

@@ -27,7 +27,7 @@ collection. Semantics a client can rely on (also in the OpenAPI and queryables):
   collection order. ``properties=a,b`` keeps only those properties; ``skipGeometry=true``
   drops the geometry.
 
-Filtering uses pygeofilter's GeoPandas evaluator over a per-version table of the
+Filtering (``api.cql2``) uses pygeofilter's GeoPandas evaluator over a per-version table of the
 layer: on the bundled zones a CQL2 filter costs ~1 ms per request (measured in
 ``benchmarks/bench_ogc.py``'s filtered row).
 """
@@ -35,9 +35,6 @@ layer: on the bundled zones a CQL2 filter costs ~1 ms per request (measured in
 from __future__ import annotations
 
 import datetime as dt
-import json
-import re
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,12 +42,6 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
-from pygeofilter import ast as fast
-from pygeofilter.backends.evaluator import handle
-from pygeofilter.backends.geopandas.evaluate import GeoPandasEvaluator
-from pygeofilter.parsers.cql2_json import parse as parse_cql2_json
-from pygeofilter.parsers.cql2_text import parse as parse_cql2_text
-from pygeofilter.util import like_pattern_to_re_pattern
 
 from api.dependencies import BEIJING
 from geo.published import FLAT_COLUMNS, column_type, with_rule_columns
@@ -181,75 +172,6 @@ def property_mask(table: gpd.GeoDataFrame, name: str, value: str) -> np.ndarray:
 # ------------------------------------------------------------------ CQL2
 
 
-def _as_timestamp(value: Any) -> Any:
-    """A literal compared with a date column, as the Beijing day it names."""
-    if isinstance(value, dt.datetime):
-        if value.tzinfo is not None:
-            value = value.astimezone(BEIJING)
-        return pd.Timestamp(value.date())
-    if isinstance(value, dt.date):
-        return pd.Timestamp(value)
-    if isinstance(value, str):
-        return pd.Timestamp(beijing_day(value, "filter"))
-    return value
-
-
-class ZoneFilterEvaluator(GeoPandasEvaluator):
-    """pygeofilter's GeoPandas evaluator, comparing date columns with date literals as dates
-    (GDAL sends ``'2021-01-01T'``, CQL2 clients ``DATE('2021-01-01')``)."""
-
-    @staticmethod
-    def _coerce(lhs: Any, *values: Any) -> list[Any]:
-        if isinstance(lhs, pd.Series) and pd.api.types.is_datetime64_any_dtype(lhs):
-            return [_as_timestamp(v) for v in values]
-        return list(values)
-
-    @handle(fast.Comparison, subclasses=True)
-    def comparison(self, node, lhs, rhs):
-        (rhs,) = self._coerce(lhs, rhs)
-        if isinstance(lhs, pd.Series) and lhs.dtype == object and node.op.value in ("<", "<=", ">", ">="):
-            # Text ordering: null never matches (and cannot be compared with a string).
-            present = lhs.notna()
-            result = pd.Series(False, index=lhs.index)
-            result[present] = super().comparison(node, lhs[present], rhs).to_numpy(dtype=bool)
-            return result
-        return super().comparison(node, lhs, rhs)
-
-    @handle(fast.Between)
-    def between(self, node, lhs, low, high):
-        low, high = self._coerce(lhs, low, high)
-        return super().between(node, lhs, low, high)
-
-    @handle(fast.Like)
-    def like(self, node, lhs):
-        # pygeofilter's own LIKE does not let % cross a line break (rules_zh has several lines)
-        # and leaves nulls as NaN; here % matches any text and null never matches.
-        pattern = like_pattern_to_re_pattern(node.pattern, node.wildcard, node.singlechar, node.escapechar or "\\")
-        regex = re.compile(pattern, re.DOTALL | (re.IGNORECASE if node.nocase else 0))
-        result = pd.Series([isinstance(v, str) and regex.fullmatch(v) is not None for v in lhs], index=lhs.index)
-        return ~result if node.not_ else result
-
-    @handle(fast.In)
-    def in_(self, node, lhs, *options):
-        return super().in_(node, lhs, *self._coerce(lhs, *options))
-
-
-
-def _attributes(node: Any) -> Iterable[str]:
-    if isinstance(node, fast.Attribute):
-        yield node.name
-    for child in getattr(node, "get_sub_nodes", lambda: [])() or []:
-        if isinstance(child, list):
-            for item in child:
-                yield from _attributes(item)
-        else:
-            yield from _attributes(child)
-
-
-# BBOX(minx, miny, maxx, maxy) reaches the evaluator as a function call.
-FILTER_FUNCTIONS = {"bbox": lambda *bounds: shapely.box(*bounds[:4])}
-
-
 def parse_filter(text: str, lang: str | None) -> Any:
     """The CQL2 filter as a pygeofilter AST; QueryError naming ``filter`` when it is not valid."""
     language = FILTER_LANGS.get((lang or "cql2-text").strip().lower())
@@ -257,11 +179,10 @@ def parse_filter(text: str, lang: str | None) -> Any:
         raise QueryError("filter-lang", f"filter-lang={lang!r} is not supported; use cql2-text or cql2-json")
     if len(text) > MAX_FILTER_CHARS:
         raise QueryError("filter", f"filter is longer than {MAX_FILTER_CHARS} characters")
-    try:
-        node = parse_cql2_json(json.loads(text)) if language == "cql2-json" else parse_cql2_text(text)
-    except Exception as exc:  # noqa: BLE001 - lark and the JSON parser raise many types; all mean bad input
-        raise QueryError("filter", f"filter is not valid {language}: {str(exc).splitlines()[0][:200]}") from None
-    unknown = sorted(set(_attributes(node)) - set(QUERYABLES) - {"geometry"})
+    from api import cql2  # pygeofilter builds its CQL2 grammar on import (~0.3 s): not on the start-up path
+
+    node = cql2.parse(text, language)
+    unknown = sorted(set(cql2.attributes(node)) - set(QUERYABLES) - {"geometry"})
     if unknown:
         raise QueryError("filter", f"filter names unknown propert{'y' if len(unknown) == 1 else 'ies'} "
                                    f"{', '.join(unknown)}; see the collection's queryables")
@@ -269,12 +190,9 @@ def parse_filter(text: str, lang: str | None) -> Any:
 
 
 def filter_mask(table: gpd.GeoDataFrame, node: Any) -> np.ndarray:
-    try:
-        result = ZoneFilterEvaluator(table, {c: c for c in table.columns}, FILTER_FUNCTIONS).evaluate(node)
-    except QueryError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - pandas/shapely raise many types for mismatched operands
-        raise QueryError("filter", f"filter cannot be evaluated: {type(exc).__name__}: {str(exc)[:200]}") from None
+    from api import cql2
+
+    result = cql2.evaluate(table, node)
     if isinstance(result, bool | np.bool_):
         return np.full(len(table), bool(result))
     if not isinstance(result, pd.Series) or result.dtype not in (bool, object):

@@ -27,7 +27,7 @@ import shapely
 
 from geo import activities as acts
 from geo import coverage as cov
-from geo.base import DISTRICTS_PATH
+from geo.base import district_layer
 from geo.catalog import Snapshot
 from geo.paths import BOUNDARIES_DIR
 from geo.schema import LAYERS
@@ -47,14 +47,12 @@ class NotDigitisedCatalogue:
 
 @functools.lru_cache(maxsize=1)
 def not_digitised_catalogue() -> NotDigitisedCatalogue:
-    entries_path, districts_path = BOUNDARIES_DIR / "not_digitised.json", DISTRICTS_PATH
-    if not entries_path.exists() or not districts_path.exists():
+    entries_path, layer = BOUNDARIES_DIR / "not_digitised.json", district_layer()
+    if not entries_path.exists() or layer is None:
         return NotDigitisedCatalogue([], [], np.zeros(0, dtype=object))
     entries = json.loads(entries_path.read_text(encoding="utf-8"))
     named = {e["district_code"] for e in entries}
-    outlines = {f["properties"]["adcode"]: shapely.geometry.shape(f["geometry"])
-                for f in json.loads(districts_path.read_text(encoding="utf-8"))["features"]
-                if f["properties"]["adcode"] in named}
+    outlines = {code: geom for code, geom in zip(layer["adcode"], layer.geometry.values, strict=True) if code in named}
     codes = sorted(outlines)
     districts = np.array([outlines[c] for c in codes], dtype=object)
     shapely.prepare(districts)

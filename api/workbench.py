@@ -28,7 +28,7 @@ from geo.digitise import trace as trace_mod
 from geo.digitise.drafts import DraftError, DraftNotFoundError, DraftPermissionError, Drafts, area_check
 from geo.digitise.worklist import worklist, zone_target
 from geo.schema import ACCURACY, ACCURACY_TEXT
-from maps.render import TIANDITU
+from maps.basemaps import tianditu_url
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).resolve().parent / "templates"))
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -65,7 +65,7 @@ def _who(request: Request):
 @page_router.get("/workbench", response_class=HTMLResponse, summary="The digitising workbench page")
 def workbench_page(request: Request) -> HTMLResponse:
     token = request.app.state.settings.tianditu_token
-    tianditu = [TIANDITU.replace("{layer}", layer).replace("{token}", token) for layer in ("vec", "cva")] if token else []
+    tianditu = [tianditu_url(layer, token) for layer in ("vec", "cva")] if token else []
     return TEMPLATES.TemplateResponse(request, "workbench.html", {
         "accuracy": {a: ACCURACY_TEXT[a] for a in ACCURACY}, "tianditu_urls": tianditu})
 

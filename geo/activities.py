@@ -39,10 +39,9 @@ import functools
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-import yaml
-
 from geo.paths import BOUNDARIES_DIR
 from geo.schema import RULE_EFFECTS
+from geo.yamlfile import read_yaml
 
 ACTIVITIES_PATH = BOUNDARIES_DIR / "activities.yaml"
 EFFECTS = RULE_EFFECTS
@@ -58,7 +57,7 @@ class ActivityError(ValueError):
 @functools.lru_cache(maxsize=1)
 def catalogue() -> dict[str, dict[str, Any]]:
     """code -> {code, name_zh, name_en, definition_zh, definition_en, aliases, ruled_on_by_bundled_texts}."""
-    raw = yaml.safe_load(ACTIVITIES_PATH.read_text(encoding="utf-8"))
+    raw = read_yaml(ACTIVITIES_PATH)
     out = {}
     for code, item in (raw.get("activities") or {}).items():
         for need in ("name_zh", "name_en", "definition_zh", "definition_en"):

@@ -14,7 +14,6 @@ boundary). The plain-language note says which, in Chinese or English.
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -23,7 +22,7 @@ import geopandas as gpd
 import numpy as np
 import shapely
 
-from geo.base import DISTRICTS, DISTRICTS_PATH
+from geo.base import DISTRICTS, district_layer
 from geo.schema import LAYERS
 
 BEIJING = "110000"
@@ -41,14 +40,15 @@ class DistrictLayer:
 @functools.lru_cache(maxsize=1)
 def beijing_districts() -> DistrictLayer:
     """The 16 Beijing districts of the base layer (empty when the file is missing)."""
-    if not DISTRICTS_PATH.exists():
+    layer = district_layer()
+    if layer is None:
         return DistrictLayer([], [], [], np.zeros(0, dtype=object))
-    features = {f["properties"]["adcode"]: f for f in
-                json.loads(DISTRICTS_PATH.read_text(encoding="utf-8"))["features"]}
+    features = {code: k for k, code in enumerate(layer["adcode"])}
     wanted = [d for d in BEIJING_DISTRICTS if d.adcode in features]
-    outlines = np.array([shapely.geometry.shape(features[d.adcode]["geometry"]) for d in wanted], dtype=object)
+    rows = [features[d.adcode] for d in wanted]
+    outlines = np.array(layer.geometry.values[rows], dtype=object)
     shapely.prepare(outlines)
-    return DistrictLayer([d.adcode for d in wanted], [features[d.adcode]["properties"]["name_zh"] for d in wanted],
+    return DistrictLayer([d.adcode for d in wanted], [str(layer["name_zh"].iloc[k]) for k in rows],
                          [d.name_en for d in wanted], outlines)
 
 

@@ -35,6 +35,7 @@ from shapely.geometry.base import BaseGeometry
 
 from geo import crs as geocrs
 from geo.schema import ACCURACY, LAYERS
+from geo.yamlfile import read_yaml
 
 if TYPE_CHECKING:
     from geo.recipe_context import BuildContext
@@ -242,7 +243,7 @@ def load_recipe(path: Path) -> Recipe:
     from geo import recipe_ops  # noqa: F401 - registers the operations the geometry specs name
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = read_yaml(path)
     except yaml.YAMLError as exc:
         raise RecipeError(f"{path.name}: not valid YAML: {exc}") from None
     raw = _mapping(raw, path.name)

@@ -15,9 +15,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from geo.paths import BOUNDARIES_DIR
+from geo.yamlfile import read_yaml
 
 REASONS_PATH = BOUNDARIES_DIR / "undrawn_reasons.yaml"
 TEXT_KEYS = ("reason_zh", "reason_en", "what_to_do_zh", "what_to_do_en")
@@ -30,7 +29,7 @@ class UndrawnReasonError(ValueError):
 @functools.lru_cache(maxsize=4)
 def reason_table(path: Path = REASONS_PATH) -> tuple[str, dict[str, dict[str, str]]]:
     """(default type, type -> the four texts)."""
-    raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    raw = read_yaml(path)
     types = {}
     for name, texts in (raw.get("types") or {}).items():
         missing = [k for k in TEXT_KEYS if not str((texts or {}).get(k) or "").strip()]

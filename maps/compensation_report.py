@@ -12,7 +12,7 @@ import subprocess
 
 import jinja2
 
-from maps.assets import TEMPLATES_DIR
+from maps import TEMPLATES_DIR
 
 TITLE = ("水环境跨界断面考核补偿金月报", "Water-environment cross-boundary compensation: monthly report")
 

@@ -17,7 +17,7 @@ import numpy as np
 import shapely
 from shapely.geometry.base import BaseGeometry
 
-from geo.base import DISTRICTS_PATH
+from geo.base import DISTRICTS_PATH, district_layer
 from maps.simplify import BASE_TOLERANCE_M, DISPLAY_DECIMALS, display_geometry
 
 BEIJING_PREFIX = "11"  # Beijing adcodes; neighbouring counties in the file are left out
@@ -53,7 +53,7 @@ def district_context_from(frame: gpd.GeoDataFrame, tolerance_m: float = BASE_TOL
 
 @functools.lru_cache(maxsize=4)
 def _load(path: Path, mtime_ns: int) -> DistrictContext:
-    frame = gpd.read_file(path)
+    frame = district_layer(path)
     keep = frame["adcode"].astype(str).str.startswith(BEIJING_PREFIX) & (frame["level"] == "district")
     return district_context_from(frame[keep].to_crs("EPSG:4326").reset_index(drop=True))
 

@@ -25,7 +25,7 @@ import numpy as np
 import shapely
 
 from geo.activities import catalogue, governing_activities
-from geo.base import DISTRICTS_PATH
+from geo.base import DISTRICTS_PATH, district_layer
 from geo.crs import geodesic_area_m2
 from geo.paths import BOUNDARIES_DIR
 from geo.schema import LAYERS
@@ -37,10 +37,10 @@ BEIJING_PREFIX = "11"
 
 @functools.lru_cache(maxsize=2)
 def _base(path: Path = DISTRICTS_PATH) -> gpd.GeoDataFrame | None:
-    if not path.exists():
+    layer = district_layer(path)
+    if layer is None:
         return None
-    frame = gpd.read_file(path)
-    frame["adcode"] = frame["adcode"].astype(str)
+    frame = layer.copy()
     frame["area_m2"] = np.asarray(geodesic_area_m2(np.asarray(frame.geometry.values)), dtype=float)
     return frame
 

@@ -26,6 +26,7 @@ from branca.element import MacroElement
 from geo.activities import catalogue
 from geo.schema import ACCURACY, ACCURACY_TEXT, LAYERS, POINT_LAYERS, zone_properties
 from maps.assets import RawHtml, localise, script_tag, style_tag, template_text
+from maps.basemaps import OSM, OSM_ATTR, TIANDITU_ATTR, tianditu_url
 from maps.context import DistrictContext, district_context
 from maps.overlays import district_shapes, neighbours, undrawn_by_district, zone_flags
 from maps.simplify import display_geometry
@@ -46,11 +47,6 @@ TEXT = {
     "districts": ("区界（参考）", "District boundaries (reference)"),
 }
 
-TIANDITU = "https://t{s}.tianditu.gov.cn/{layer}_w/wmts?SERVICE=WMTS&REQUEST=GetTile&VERSION=1.0.0" \
-           "&LAYER={layer}&STYLE=default&TILEMATRIXSET=w&FORMAT=tiles&TILEMATRIX={z}&TILEROW={y}&TILECOL={x}&tk={token}"
-TIANDITU_ATTR = '&copy; <a href="https://www.tianditu.gov.cn/">天地图 Tianditu</a> (GS(2024)0568号)'
-OSM = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
-OSM_ATTR = '&copy; <a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a> contributors'
 
 
 @dataclass(frozen=True)
@@ -128,7 +124,7 @@ def _add_basemaps(m: folium.Map, options: MapOptions) -> None:
         for key, base, labels in (("tdt_vec", "vec", "cva"), ("tdt_img", "img", "cia")):
             group = folium.FeatureGroup(name=text(key, lang), overlay=False, show=False)
             for layer in (base, labels):
-                url = TIANDITU.replace("{layer}", layer).replace("{token}", options.tianditu_token)
+                url = tianditu_url(layer, options.tianditu_token)
                 folium.TileLayer(url, attr=TIANDITU_ATTR, subdomains="01234567", max_zoom=18,
                                  overlay=False, control=False).add_to(group)
             group.add_to(m)

@@ -16,9 +16,8 @@ from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 
-import yaml
-
 from geo.paths import REPO_DIR
+from geo.yamlfile import read_yaml
 
 COMPENSATION_DIR = REPO_DIR / "data" / "compensation"
 STANDARD_PATH = REPO_DIR / "data" / "standards" / "gb3838-2002.yaml"
@@ -134,7 +133,7 @@ def _iso(d) -> str | None:
 
 
 def _load(path: Path) -> RuleSet:
-    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    raw = read_yaml(path)
     options = {
         name: OptionSpec(name, spec["default"], tuple(spec["choices"]), spec["clause"], spec["zh"], spec["en"])
         for name, spec in (raw.get("options") or {}).items()
@@ -205,11 +204,11 @@ class Standard:
 
 @lru_cache(maxsize=1)
 def load_standard() -> Standard:
-    raw = yaml.safe_load(STANDARD_PATH.read_text(encoding="utf-8"))
+    raw = read_yaml(STANDARD_PATH)
     return Standard({p: {wb: [Decimal(str(v)) for v in vals] for wb, vals in cols.items()}
                      for p, cols in raw["limits"].items()})
 
 
 def standard_summary() -> dict:
-    raw = yaml.safe_load(STANDARD_PATH.read_text(encoding="utf-8"))
+    raw = read_yaml(STANDARD_PATH)
     return {k: raw[k] for k in ("standard", "title_zh", "title_en", "table", "unit", "classes", "limits")}

@@ -26,7 +26,7 @@ import shapely
 from shapely.geometry.base import BaseGeometry
 
 from geo import crs as crs_mod
-from geo.base import DISTRICTS_PATH
+from geo.base import district_layer
 from geo.digitise.georef import Georef
 
 _HEX = set("0123456789abcdefABCDEF")
@@ -127,10 +127,10 @@ def close_mask(mask: np.ndarray, radius: int) -> np.ndarray:
 
 def district_outline(adcode: str) -> BaseGeometry:
     """The district's (reference) outline from the base layer, WGS84."""
-    data = json.loads(DISTRICTS_PATH.read_text(encoding="utf-8"))
-    for feature in data["features"]:
-        if feature["properties"].get("adcode") == adcode:
-            return shapely.geometry.shape(feature["geometry"])
+    layer = district_layer()
+    hits = [] if layer is None else layer.geometry[layer["adcode"] == adcode].to_list()
+    if hits:
+        return hits[0]
     raise TraceError(f"district {adcode!r} is not in the district layer")
 
 

@@ -13,11 +13,10 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-import pyogrio
 import shapely
 
 from geo import schema
-from geo.base import DISTRICTS_PATH
+from geo.base import DISTRICTS_PATH, district_layer
 from geo.importer.checks import _label
 from geo.importer.options import (
     _DEFAULT_ACCURACY,
@@ -108,9 +107,9 @@ def _district_table(current: gpd.GeoDataFrame) -> tuple[gpd.GeoDataFrame | None,
     """
     names = {c: n for c, n in zip(current["district_code"], current["district_name"], strict=True)
              if isinstance(c, str) and isinstance(n, str)}
-    if not DISTRICTS_PATH.exists():
+    frame = district_layer()
+    if frame is None:
         return None, names, f"the district base layer ({DISTRICTS_PATH.name}) is not available"
-    frame = pyogrio.read_dataframe(DISTRICTS_PATH, columns=["adcode", "name_zh"])
     names.update(zip(frame["adcode"].astype(str), frame["name_zh"].astype(str), strict=True))
     return frame, names, None
 

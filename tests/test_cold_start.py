@@ -1,0 +1,100 @@
+"""Start-up: the first /v1/check needs only the lookup; every other endpoint still answers,
+whatever is asked first (api/routers.py mounts the other routers on first need)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+
+from api import routers
+from api.app import create_app
+from api.settings import Settings
+from geo.paths import BUNDLED_ZONES
+
+REPO = Path(__file__).resolve().parents[1]
+
+# What the first answer must not wait for: the OGC stack and CQL2 grammar, folium, the
+# workbench, the report and compensation renderers, GDAL's Python binding.
+NOT_ON_THE_FIRST_ANSWER = ["api.ogc", "api.workbench", "api.reports", "api.compensation", "api.map",
+                           "pygeofilter.parsers.cql2_text", "folium", "jinja2", "maps.report", "pyogrio"]
+
+PROBE = """
+import json, sys
+from fastapi.testclient import TestClient
+from api import routers
+routers.DeferredRouters.start_background = lambda self: None  # only requests mount, for this probe
+from api.app import create_app
+from api.settings import Settings
+app = create_app(Settings(store=sys.argv[1], seed=sys.argv[2]))
+with TestClient(app) as client:
+    first = client.get("/v1/check", params={"lon": 116.0, "lat": 39.97})
+    before = sorted(m for m in json.loads(sys.argv[3]) if m in sys.modules)
+    mounted_before = app.state.routers.mounted.is_set()
+    landing = client.get("/collections")
+    after = sorted(m for m in json.loads(sys.argv[3]) if m in sys.modules)
+print(json.dumps({"first": first.status_code, "inside": len(first.json()["inside"]), "before": before,
+                  "mounted_before": mounted_before, "landing": landing.status_code, "after": after}))
+"""
+
+
+def test_first_check_imports_only_the_lookup_and_the_rest_mounts_on_first_need(tmp_path):
+    # As on any start but the first on a machine: the district layer's binary copy is cached.
+    env = {**os.environ, "ZONING_CACHE_DIR": str(tmp_path / "cache")}
+    subprocess.run([sys.executable, "-c", "from geo.base import district_layer; district_layer()"],
+                   cwd=REPO, env=env, check=True, timeout=120)
+    out = subprocess.run([sys.executable, "-c", PROBE, str(tmp_path / "zones.gpkg"), str(BUNDLED_ZONES),
+                          json.dumps(NOT_ON_THE_FIRST_ANSWER)],
+                         cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=True)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["first"] == 200 and result["inside"] >= 1  # the Yongding corridor
+    assert result["before"] == [] and result["mounted_before"] is False
+    # /collections was not mounted when asked: the request waited for the mount and was answered.
+    assert result["landing"] == 200
+    assert {"api.ogc", "api.workbench", "api.map"} <= set(result["after"])
+
+
+def _app(tmp_path):
+    return create_app(Settings(store=tmp_path / "zones.gpkg", seed=BUNDLED_ZONES))
+
+
+def test_openapi_document_covers_every_router_even_when_asked_first(tmp_path, monkeypatch):
+    monkeypatch.setattr(routers.DeferredRouters, "start_background", lambda self: None)
+    app = _app(tmp_path)
+    with TestClient(app) as client:
+        paths = client.get("/openapi.json").json()["paths"]
+    for path in ("/v1/check", "/collections", "/v1/export", "/workbench", "/map", "/v1/compensation/report"):
+        assert path in paths, path
+
+
+def test_the_other_routers_mount_by_themselves_after_the_first_answer(tmp_path):
+    app = _app(tmp_path)
+    with TestClient(app) as client:
+        assert client.get("/v1/check", params={"lon": 116.0, "lat": 39.97}).status_code == 200
+        assert app.state.routers.mounted.wait(60)  # the background mount, no request needed
+        assert client.get("/map").status_code == 200
+
+
+def test_concurrent_first_requests_mount_once_and_all_succeed(tmp_path, monkeypatch):
+    monkeypatch.setattr(routers.DeferredRouters, "start_background", lambda self: None)
+    calls = []
+    original = routers.mount_remaining
+    monkeypatch.setattr(routers, "mount_remaining", lambda app: (calls.append(1), original(app)))
+    app = _app(tmp_path)
+    statuses: list[int] = []
+    with TestClient(app) as client:
+        def ask(path: str) -> None:
+            statuses.append(client.get(path).status_code)
+
+        threads = [threading.Thread(target=ask, args=(p,)) for p in ("/collections", "/map", "/v1/activities") * 3]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+    assert statuses == [200] * 9
+    assert calls == [1]
