@@ -147,18 +147,32 @@ def test_the_zone_parameter_opens_the_map_on_that_zone(page, tiled_server, bundl
     page.assert_clean()
 
 
-def test_the_activity_picker_hatches_unknown_districts_and_the_click_gives_the_verdict(page, tiled_server,
-                                                                                      bundled_zones):
+def tile_effects(p, layer: str) -> list[str]:
+    """The effect classes of the layer's drawn paths (zoning-effect-prohibited, …)."""
+    return p.locator(f"path.zoning-layer-{layer}").evaluate_all(
+        "ps => ps.map(p => [...p.classList].find(c => c.startsWith('zoning-effect-')) || '')")
+
+
+def test_the_activity_picker_shades_tiled_zones_hatches_unknown_districts_and_the_click_gives_the_verdict(
+        page, tiled_server, bundled_zones):
     zone = yongding_source_zone(bundled_zones)
     lon, lat = interior_point(zone.geometry)
     p = page.open(f"{tiled_server}/map")
     wait_drawn(p, "water_source")
-    # Zones are not shaded by verdict in tile mode (the tiles carry no rules); the districts with
-    # undrawn zones are still hatched, and the click answers with the verdict first.
     p.select_option("#zp-activity", PIG)
+    # the tiles are redrawn with the zones that limit the activity (from /v1/activities/{code}/zones)
+    p.wait_for_selector("path.zoning-effect-prohibited", timeout=20_000)
+    assert "zoning-effect-prohibited" in tile_effects(p, "livestock_ban")  # 海淀's ban and 门头沟's ban zones
+    fill = p.evaluate("() => getComputedStyle(document.querySelector('path.zoning-effect-prohibited')).fill")
+    assert fill == "rgb(178, 24, 43)"
+    assert "zoning-effect-none" in tile_effects(p, "admin")  # district outlines say nothing about farms
+    # districts with undrawn zones that could rule on it are hatched
     p.wait_for_selector("path.zoning-unknown", timeout=10_000)
     assert p.locator("path.zoning-unknown").count() == 3
     click_at(p, lon, lat)
     result = wait_result(p)
     assert result.locator(".zp-verdict").first.get_attribute("data-verdict") == "prohibited"
+    p.select_option("#zp-activity", "")  # back to every zone in its layer colours
+    p.wait_for_function("() => document.querySelectorAll('path.zoning-zone').length > 0 && "
+                        "!document.querySelector('path[class*=zoning-effect-]')", timeout=20_000)
     page.assert_clean()

@@ -65,7 +65,7 @@
   }
 
   var S = { map: null, cfg: null, overlays: {}, byId: {}, entries: [], marker: null, seq: 0, tool: false,
-            activity: null, hatch: null, last: null, searchSeq: 0 };
+            activity: null, hatch: null, last: null, searchSeq: 0, effects: {}, effectsSeq: 0 };
 
   function t(key) { return (T[S.cfg.lang] || T.zh)[key] || key; }
   function esc(value) {
@@ -420,8 +420,26 @@
     return best === "required" ? "restricted" : (best === "permitted" ? null : best);
   }
 
+  /* Tile mode: the zones limiting the activity come from the API, then every tile is redrawn. */
+  function shadeTiles() {
+    var seq = ++S.effectsSeq;
+    function redraw() {
+      Object.keys(S.overlays).forEach(function (id) { if (S.overlays[id].redraw) S.overlays[id].redraw(); });
+    }
+    if (!S.activity) { S.effects = {}; redraw(); return; }
+    fetch(S.cfg.api + "activities/" + encodeURIComponent(S.activity) + "/zones",
+          { headers: { Accept: "application/json" } })
+      .then(function (r) { return r.ok ? r.json() : { zones: {} }; }, function () { return { zones: {} }; })
+      .then(function (body) {
+        if (seq !== S.effectsSeq) return;  // the picker moved on
+        S.effects = body.zones || {};
+        redraw();
+      });
+  }
+
   function shade(activity) {
     S.activity = activity || null;
+    if (S.cfg.tiled) shadeTiles();
     S.entries.forEach(function (e) {
       var overlay = S.overlays[e.props.layer];
       if (overlay && overlay.resetStyle) overlay.resetStyle(e.layer);
@@ -521,6 +539,11 @@
         Object.keys(style).forEach(function (k) { out[k] = style[k]; });
         out.interactive = false;
         if (outline[props.zone_id]) { out.fillOpacity = 0; out.weight = 1.5; }
+        if (S.activity) {  // the picker's shading, as the inline layers get it
+          var effect = S.effects[props.zone_id] || "none";
+          Object.keys(EFFECT_STYLE[effect]).forEach(function (k) { out[k] = EFFECT_STYLE[effect][k]; });
+          out.className += " zoning-effect-" + effect;
+        }
         if (!out.dashArray) delete out.dashArray;
         return out;
       };
