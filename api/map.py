@@ -1,4 +1,9 @@
-"""The map viewer: ``GET /map`` and the vendored browser assets under ``/static/vendor``."""
+"""The map viewer: ``GET /map`` and the vendored browser assets under ``/static/vendor``.
+
+Up to ``ZONING_MAP_INLINE_MAX_VERTICES`` zone vertices (full precision) the page inlines every
+zone, simplified for display; above it the page carries none and draws the layers from
+``/tiles/{layer}/{z}/{x}/{y}.mvt`` (``maps.tile_layers``).
+"""
 
 from __future__ import annotations
 
@@ -22,22 +27,26 @@ def _page(request: Request, lang: str, zone: str | None) -> tuple[bytes, bytes, 
     # Imported here: folium costs ~0.4 s, which the first /v1/check after a start should not wait for.
     from maps.context import district_context
     from maps.render import MapOptions, render_html
-    from maps.simplify import display_geometry
+    from maps.simplify import display_geometry, vertex_count
+    from maps.tile_layers import TILE_URL
 
     snap = request.app.state.catalog.snapshot()
     if zone is not None and not (snap.zones["zone_id"] == zone).any():
         raise NotFoundError(f"zone {zone!r} not found; GET /v1/zones lists the zone ids")
     settings = request.app.state.settings
-    # Outside build(): Snapshot.derived holds a non-reentrant lock while building.
-    display = snap.derived("map-display", display_geometry)
+    tiled = snap.derived("vertex-count", vertex_count) > settings.map_inline_max_vertices
+    # Outside build(): Snapshot.derived holds a non-reentrant lock while building. In tile mode
+    # nothing is simplified: the page carries no zone geometry, the tiles simplify per zoom.
+    display = snap.zones if tiled else snap.derived("map-display", display_geometry)
 
     def build(_zones) -> tuple[bytes, bytes, str]:
         options = MapOptions(lang=lang, focus_zone=zone, api_base="v1/", data_version=snap.data_version,
-                             tianditu_token=settings.tianditu_token, inline_assets=False)
+                             tianditu_token=settings.tianditu_token, inline_assets=False,
+                             tile_url=TILE_URL if tiled else None)
         html = render_html(display, district_context(), options).encode("utf-8")
         return html, gzip.compress(html, 6), '"' + hashlib.sha256(html).hexdigest()[:20] + '"'
 
-    return snap.derived(f"map-page:{lang}:{zone or ''}", build)
+    return snap.derived(f"map-page:{lang}:{zone or ''}:{'tiles' if tiled else 'inline'}", build)
 
 
 @router.get("/map", response_class=HTMLResponse, summary="Map viewer: every zone layer, click to check a point",

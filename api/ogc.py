@@ -40,7 +40,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from api import ogc_openapi
+from api import ogc_openapi, ogc_tiles
 from api import ogc_query as q
 from api.ogc_features import CRS84, collection_bytes, encode_page, features_in, layer_data
 from api.ogc_html import geometry_svg
@@ -192,6 +192,7 @@ def collection_info(request: Request, zones: gpd.GeoDataFrame, layer: str) -> di
                  "要素属性结构 feature schema"),
             link(str(request.url_for("ogc_queryables", layer=layer)), QUERYABLES_REL, JSON_SCHEMA,
                  "可查询属性 queryables"),
+            *ogc_tiles.tile_collection_links(request, layer),
         ],
         "extent": {
             "spatial": {"bbox": [[minx, miny, maxx, maxy]], "crs": CRS84},
@@ -230,6 +231,7 @@ def landing(request: Request, f: str | None = F_PARAM):
         link(f"{root}/conformance", "conformance", JSON, "符合的标准 conformance classes"),
         link(f"{root}/collections", "data", JSON, "图层集合 collections"),
         link(f"{root}/map", "related", HTML, "地图 map viewer"),
+        *ogc_tiles.landing_links(request),
     ]
     downloads = [link(f"{root}/v1/export?format={fmt.name}", "enclosure", fmt.media_type, fmt.title)
                  for fmt in FORMATS.values()]
@@ -269,7 +271,7 @@ def api_definition(request: Request):
             responses={400: ERRORS[400]})
 def conformance(request: Request, f: str | None = F_PARAM):
     check_known_params(request, frozenset({"f"}))
-    body = {"conformsTo": CONFORMANCE}
+    body = {"conformsTo": CONFORMANCE + ogc_tiles.CONFORMANCE}
     if wants_html(request, f):
         return _html(request, "conformance.html", body=body, links=_self_and_alternate(request, True))
     return _json(body)

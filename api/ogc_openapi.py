@@ -1,4 +1,4 @@
-"""``GET /api``: the OGC API – Features service description as an OpenAPI 3.0 document.
+"""``GET /api``: the OGC API – Features (and – Tiles) service description as an OpenAPI 3.0 document.
 
 FastAPI's ``/openapi.json`` (OpenAPI 3.1, the whole service, used by ``/docs``) has one
 templated items path with every parameter typed as a string. Clients of the OGC API
@@ -127,6 +127,41 @@ def _collection_paths(layer: str, property_schemas: dict[str, dict[str, Any]]) -
     }
 
 
+MVT = "application/vnd.mapbox-vector-tile"
+NOT_MODIFIED = {"$ref": "#/components/responses/NotModified"}
+
+
+def _path_param(name: str, description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    return _param(name, schema or {"type": "string"}, description, location="path", required=True)
+
+
+def _tile_paths(layer: str) -> dict[str, Any]:
+    """OGC API – Tiles paths of one collection (``api.ogc_tiles``)."""
+    meta = LAYERS[layer]
+    title = f"{meta.title_zh} / {meta.title_en}"
+    base = f"/collections/{layer}/tiles"
+    json_ok = {"description": "JSON", "content": {"application/json": {"schema": {"type": "object"}}}}
+    tms = _path_param("tileMatrixSetId", "Tile matrix set: WebMercatorQuad", {"type": "string",
+                                                                             "enum": ["WebMercatorQuad"]})
+    cell = [_path_param("tileMatrix", "Zoom level 0–22", {"type": "integer", "minimum": 0, "maximum": 22}),
+            _path_param("tileRow", "Row (y), 0 at the top", {"type": "integer", "minimum": 0}),
+            _path_param("tileCol", "Column (x), 0 at the left", {"type": "integer", "minimum": 0})]
+    errors = {"400": EXCEPTION, "404": EXCEPTION}
+    return {
+        base: {"get": {"summary": f"{title}: vector tilesets", "operationId": f"get_{layer}_tilesets",
+                       "tags": [layer], "responses": {"200": json_ok, **errors}}},
+        f"{base}/{{tileMatrixSetId}}": {"get": {
+            "summary": f"{title}: tileset metadata", "operationId": f"get_{layer}_tileset", "tags": [layer],
+            "parameters": [tms], "responses": {"200": json_ok, "304": NOT_MODIFIED, **errors}}},
+        f"{base}/{{tileMatrixSetId}}/{{tileMatrix}}/{{tileRow}}/{{tileCol}}": {"get": {
+            "summary": f"{title}: one vector tile", "operationId": f"get_{layer}_tile", "tags": [layer],
+            "parameters": [tms, *cell],
+            "responses": {"200": {"description": "Mapbox vector tile (empty when no zone reaches it)",
+                                  "content": {MVT: {"schema": {"type": "string", "format": "binary"}}}},
+                          "304": NOT_MODIFIED, **errors}}},
+    }
+
+
 def openapi_document(*, title: str, description: str, version: str, server: str, layers: list[str],
                      crs_uris: list[str], property_schemas: dict[str, dict[str, Any]], default_limit: int,
                      max_limit: int) -> dict[str, Any]:
@@ -138,8 +173,16 @@ def openapi_document(*, title: str, description: str, version: str, server: str,
     paths["/api"] = {"get": {"summary": "This document", "operationId": "api", "responses": {"200": {
         "description": "OpenAPI 3.0", "content": {"application/vnd.oai.openapi+json;version=3.0": {
             "schema": {"type": "object"}}}}}}}
+    json_ok = {"description": "JSON", "content": {"application/json": {"schema": {"type": "object"}}}}
+    paths["/tileMatrixSets"] = {"get": {"summary": "Tiling schemes", "operationId": "tile_matrix_sets",
+                                        "responses": {"200": json_ok, "400": EXCEPTION}}}
+    paths["/tileMatrixSets/{tileMatrixSetId}"] = {"get": {
+        "summary": "One tiling scheme (OGC 2D TMS 2.0 JSON)", "operationId": "tile_matrix_set",
+        "parameters": [_path_param("tileMatrixSetId", "WebMercatorQuad")],
+        "responses": {"200": json_ok, "400": EXCEPTION, "404": EXCEPTION}}}
     for layer in layers:
         paths.update(_collection_paths(layer, property_schemas))
+        paths.update(_tile_paths(layer))
     return {
         "openapi": "3.0.3",
         "info": {"title": title, "description": description, "version": version},

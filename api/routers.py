@@ -72,6 +72,10 @@ def mount_remaining(app: FastAPI) -> None:
 
     app.include_router(tiles.router)
 
+    from api import ogc_tiles  # OGC API – Tiles: /tileMatrixSets, /collections/{id}/tiles/...
+
+    app.include_router(ogc_tiles.router)
+
     from api import map as map_viewer  # GET /map and its vendored assets under /static/vendor
 
     app.include_router(map_viewer.router)

@@ -49,6 +49,10 @@ class Settings(BaseSettings):
     webhook_poll_seconds: float = Field(2.0, description="How often the service looks for a new data version")
     cors_origins: str | None = Field(None, description="Origins allowed by CORS, comma-separated ('*' = any); "
                                      "unset = no CORS headers")
+    map_inline_max_vertices: int = Field(
+        250_000, ge=0, description="Zone vertices (full precision, all layers) up to which GET /map inlines every "
+        "zone; above it the page carries no zone geometry and draws the layers from the vector tiles "
+        "(/tiles/{layer}/{z}/{x}/{y}.mvt). The bundled zones have ~42 000; 0 = always tiles")
     warm_on_start: bool = Field(False, description="Build the lookup index at start-up (`zoning serve` sets it)")
 
     def check(self) -> None:

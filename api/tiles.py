@@ -23,7 +23,7 @@ MEDIA_TYPE = "application/vnd.mapbox-vector-tile"
             responses={200: {"content": {MEDIA_TYPE: {}}}, 404: {"description": "Unknown layer or tile outside the grid"}})
 async def tile(request: Request, layer: str = Path(..., description="Zone layer id, e.g. eco_redline"),
                z: int = Path(..., description="Zoom 0–22"), x: int = Path(...), y: int = Path(...)) -> Response:
-    from maps.tiles import PROPERTIES, LayerTiler, TileError, tile_bounds
+    from maps.tiles import TileError, tile_bounds
 
     if layer not in LAYERS:
         raise NotFoundError(f"no layer {layer!r}; layers are {', '.join(LAYERS)}")
@@ -31,6 +31,15 @@ async def tile(request: Request, layer: str = Path(..., description="Zone layer 
         tile_bounds(z, x, y)
     except TileError as exc:
         raise NotFoundError(str(exc)) from None
+    return await tile_response(request, layer, z, x, y)
+
+
+async def tile_response(request: Request, layer: str, z: int, x: int, y: int) -> Response:
+    """The MVT of ``layer`` at z/x/y (already checked to be on the grid) from the served data
+    version, with its ETag (a 304 when ``If-None-Match`` names it). Also serves the OGC API –
+    Tiles route (``api.ogc_tiles``)."""
+    from maps.tiles import PROPERTIES, LayerTiler
+
     catalog = request.app.state.catalog
     snap = catalog.snapshot()
     etag = f'"{snap.data_version}"'

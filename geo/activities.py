@@ -110,6 +110,20 @@ def could_govern(rules: Iterable[Mapping[str, Any]], activity: str) -> bool:
     return any(m["effect"] in LIMITING for _, m in mappings(rules, activity))
 
 
+def zone_effects(zone_rules: Iterable[tuple[str, Iterable[Mapping[str, Any]]]], activity: str) -> dict[str, str]:
+    """zone_id -> the strongest limit its rules put on ``activity``: ``prohibited``, else
+    ``restricted`` (restricted or required); zones that do not limit it are left out. What the
+    map's activity picker shades (the inline map computes the same in the browser)."""
+    out = {}
+    for zone_id, rules in zone_rules:
+        effects = {m["effect"] for _, m in mappings(rules, activity)}
+        if "prohibited" in effects:
+            out[zone_id] = "prohibited"
+        elif effects & {"restricted", "required"}:
+            out[zone_id] = "restricted"
+    return out
+
+
 def governing_activities(rules: Iterable[Mapping[str, Any]]) -> list[str]:
     """Activity codes some rule of ``rules`` limits, in catalogue order."""
     limited = {m["activity"] for rule in rules for m in rule.get("activities") or () if m["effect"] in LIMITING}

@@ -36,6 +36,8 @@ FOLIUM_ASSETS: dict[str, str | None] = {
     "leaflet_measure_css": "leaflet-measure-2.1.7/leaflet-measure.css",
     "Control.Fullscreen.js": "leaflet.fullscreen-3.0.0/Control.FullScreen.js",
     "Control.FullScreen.css": "leaflet.fullscreen-3.0.0/Control.FullScreen.css",
+    # Not folium's: the map's vector-tile mode (maps.tile_layers) declares it under this name.
+    "leaflet_vectorgrid": "leaflet.vectorgrid-1.3.0/Leaflet.VectorGrid.bundled.min.js",
     "jquery": None,
     "bootstrap": None,
     "awesome_markers": None,

@@ -30,6 +30,7 @@ from maps.basemaps import OSM, OSM_ATTR, TIANDITU_ATTR, tianditu_url
 from maps.context import DistrictContext, district_context
 from maps.overlays import district_shapes, neighbours, undrawn_by_district, zone_flags
 from maps.simplify import display_geometry
+from maps.tile_layers import ZoneTileLayer
 
 LANGS = ("zh", "en")
 CHECK_CRS = ("wgs84", "cgcs2000", "gcj02", "bd09")
@@ -56,6 +57,7 @@ class MapOptions:
     tianditu_token: str | None = None   # None: Tianditu basemaps hidden
     data_version: str | None = None
     inline_assets: bool = False         # True: one self-contained file (export)
+    tile_url: str | None = None         # "tiles/{layer}/{z}/{x}/{y}.mvt": zones from vector tiles, none inline
 
     def __post_init__(self):
         if self.lang not in LANGS:
@@ -172,7 +174,8 @@ def build_map(zones: gpd.GeoDataFrame, context: DistrictContext | None = None,
                 html=f'<span>{escape(name)}</span>', class_name="zoning-district-label", icon_size=(0, 0),
             )).add_to(group)
         # Units outside Beijing that a zone reaches into (平蓟三), dashed: reference outlines only.
-        for unit in neighbours(zones):
+        # Not in tile mode: it needs the union of every zone, which is what that mode avoids.
+        for unit in [] if options.tile_url else neighbours(zones):
             folium.GeoJson(shapely.geometry.mapping(unit["geometry"]), interactive=False, control=False,
                            className="zoning-neighbour",
                            style_function=lambda _f: {"color": "#7a7a7a", "weight": 1, "dashArray": "6 4",
@@ -183,10 +186,19 @@ def build_map(zones: gpd.GeoDataFrame, context: DistrictContext | None = None,
                 icon_size=(0, 0))).add_to(group)
         group.add_to(m)
 
-    overlays: dict[str, folium.GeoJson] = {}
+    overlays: dict[str, folium.GeoJson | ZoneTileLayer] = {}
     flags = zone_flags(zones)
     for layer in layer_order(zones):
         subset = zones[zones["layer"] == layer]
+        if options.tile_url:
+            # fill: VectorGrid starts from L.Path's options, which do not fill.
+            styles = {a: {**zone_style(layer, a), "fill": True, "radius": 6,
+                          "className": f"zoning-zone zoning-layer-{layer}"}
+                      for a in ACCURACY}
+            overlays[layer] = ZoneTileLayer(layer, _layer_label(layer, len(subset), lang), styles, _bounds(subset),
+                                            options.tile_url)
+            overlays[layer].add_to(m)
+            continue
         geojson = folium.GeoJson(
             _features(subset, flags),
             name=_layer_label(layer, len(subset), lang),
@@ -239,6 +251,11 @@ def page_config(zones: gpd.GeoDataFrame, options: MapOptions) -> dict:
         "undrawn": undrawn,                          # adcode -> activities an undrawn zone could govern
         "hatch": district_shapes(sorted(undrawn)),   # their outlines, hatched "unknown" by the picker
         "data_version": options.data_version,
+        "tiled": options.tile_url is not None,       # zones drawn from vector tiles: popups come from /v1/check
+        # Tile mode: zones drawn as outlines (whole-district designations, all but one of a shared
+        # shape); few at any scale, so listed here rather than carried in every tile.
+        "outline_only": sorted(z for z, f in zone_flags(zones).items()
+                               if f["whole_district"] or not f["shared_primary"]) if options.tile_url else [],
         "check_crs": list(CHECK_CRS),
         "layers": {k: {"zh": v.title_zh, "en": v.title_en, "color": v.color} for k, v in LAYERS.items()},
         "accuracy": {k: {"zh": ACCURACY_TEXT[k][0], "en": ACCURACY_TEXT[k][1], "dash": DASH[k]} for k in ACCURACY},

@@ -356,3 +356,20 @@ def test_batch_verdicts_agree_whether_grouped_by_bitmask_or_per_point(client, mo
     monkeypatch.setattr(answers, "BITMASK_MAX_ZONES", 0)  # as for a table of more zones than bits
     assert answers.batch_verdicts(snap, found, acts, "2024-06-01") == grouped
     assert {v[PIG] for v in grouped} == {"prohibited", "unknown", "no_rule_found"}
+
+
+def test_the_zones_limiting_an_activity_are_listed_with_their_strongest_effect(client):
+    answer = client.get(f"/v1/activities/{PIG}/zones").json()
+    zones = answer["zones"]
+    assert zones["mtg-jyq-ydh"] == "prohibited"  # 门政发〔2020〕9号
+    assert zones["hd-livestock-no-new-scale-farms"] == "prohibited"  # all of 海淀
+    assert "mtg-yl-1" not in zones  # elder-care zones say nothing about farms
+    assert set(zones.values()) <= {"prohibited", "restricted"} and answer["count"] == len(zones)
+    # the same zones a check at a point inside one of them calls prohibiting
+    check = client.get("/v1/check", params={"lon": YONGDING[0], "lat": YONGDING[1], "activity": PIG}).json()
+    deciding = {d["zone_id"] for v in check["verdicts"] for d in v["deciding"] if d["effect"] == "prohibited"}
+    assert deciding and deciding <= {z for z, e in zones.items() if e == "prohibited"}
+    parking = client.get("/v1/activities/parking/zones").json()["zones"]
+    assert parking.get("mtg-ydh-hdgl") == "prohibited" and "hd-livestock-no-new-scale-farms" not in parking
+    refused = client.get("/v1/activities/no_such_activity/zones")
+    assert refused.status_code == 404 and "GET /v1/activities" in refused.json()["detail"]

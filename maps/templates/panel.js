@@ -65,7 +65,7 @@
   }
 
   var S = { map: null, cfg: null, overlays: {}, byId: {}, entries: [], marker: null, seq: 0, tool: false,
-            activity: null, hatch: null, last: null };
+            activity: null, hatch: null, last: null, searchSeq: 0, effects: {}, effectsSeq: 0 };
 
   function t(key) { return (T[S.cfg.lang] || T.zh)[key] || key; }
   function esc(value) {
@@ -141,6 +141,24 @@
       "</table>" + (rules ? "<b>" + esc(t("rules")) + "</b><ul>" + rules + "</ul>" : "") +
       (shared ? "<b>" + esc(t("sharedWith")) + "</b><ul class=\"zp-shared\">" + shared + "</ul>" : "") + "</div>";
   }
+  /* A zone of an API answer (source nested) in the flat shape popupHtml reads. */
+  function flatZone(z) {
+    var s = z.source || {}, p = {};
+    Object.keys(z).forEach(function (k) { p[k] = z[k]; });
+    p.source_doc_no = s.doc_no; p.source_title = s.title; p.source_article = s.article; p.issuer = s.issuer;
+    p.issued_on = s.issued_on; p.effective_from = s.effective_from; p.effective_to = s.effective_to;
+    return p;
+  }
+
+  /* Tile mode: the page has no zones, so the clicked point's popup is built from the check answer. */
+  function answerPopup(body, wgs) {
+    var inside = body.inside || [];
+    if (!S.cfg.tiled || !wgs || !inside.length) return;
+    var html = inside.map(function (z) { return popupHtml(flatZone(z)); }).join("<hr>") + disclaimer(body);
+    L.popup({ maxWidth: 380, maxHeight: 420, className: "zoning-answer-popup" })
+      .setLatLng([wgs[1], wgs[0]]).setContent(html).openOn(S.map);
+  }
+
   function zoneName(p) { return S.cfg.lang === "en" && has(p.name_en) ? p.name_en : p.name_zh; }
 
   function tooltipHtml(p) {
@@ -167,7 +185,7 @@
       "<div class=\"zp-meta\">" + esc(layerTitle(z.layer)) + (doc ? " · " + doc : "") + "</div>" +
       (has(z.accuracy) ? "<span class=\"zp-badge " + esc(z.accuracy) + "\">" + esc(accuracyText(z.accuracy)) + "</span>" : "") +
       (extra || "") + (rules ? "<ul>" + rules + "</ul>" : "") +
-      (S.byId[z.zone_id] ? "<button type=\"button\" class=\"zp-show\" data-zone=\"" + esc(z.zone_id) + "\">" +
+      (S.byId[z.zone_id] || S.cfg.tiled ? "<button type=\"button\" class=\"zp-show\" data-zone=\"" + esc(z.zone_id) + "\">" +
         esc(t("showOnMap")) + "</button>" : "") + "</div>";
   }
 
@@ -216,6 +234,7 @@
     var point = body.point || {};
     var wgs = lonLat(point.wgs84);
     if (wgs) placeMarker(wgs);
+    answerPopup(body, wgs);
     var typed = lonLat(point.input);
     var html = verdictHtml(body.verdicts) + coverageHtml(body) +
       "<h2>" + esc(t("point")) + "</h2><div class=\"zp-point\">WGS84 " +
@@ -318,7 +337,23 @@
 
   // ------------------------------------------------------------------ zones
 
+  /* Tile mode: the zone's geometry and properties come from /v1/zones/{id}. */
+  function focusRemoteZone(id) {
+    fetch(S.cfg.api + "zones/" + encodeURIComponent(id) + "?lang=" + S.cfg.lang,
+          { headers: { Accept: "application/json" } }).then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (feature) {
+        if (!feature || !feature.geometry) return;
+        var overlay = S.overlays[feature.properties.layer];
+        if (overlay && !S.map.hasLayer(overlay)) S.map.addLayer(overlay);
+        var bounds = L.geoJSON(feature).getBounds();
+        S.map.fitBounds(bounds, { maxZoom: 15, padding: [20, 20] });
+        L.popup({ maxWidth: 380, maxHeight: 420 }).setLatLng(bounds.getCenter())
+          .setContent(popupHtml(flatZone(feature.properties))).openOn(S.map);
+      });
+  }
+
   function focusZone(id) {
+    if (S.cfg.tiled) { focusRemoteZone(id); return; }
     var entry = S.byId[id];
     if (!entry) return;
     var overlay = S.overlays[entry.props.layer];
@@ -328,10 +363,25 @@
     entry.layer.openPopup();
   }
 
+  function searchRemote(q, list) {
+    var seq = ++S.searchSeq;
+    fetch(S.cfg.api + "zones?" + new URLSearchParams({ q: q }).toString(), { headers: { Accept: "application/json" } })
+      .then(function (r) { return r.ok ? r.json() : { zones: [] }; })
+      .then(function (body) {
+        if (seq !== S.searchSeq) return;
+        var hits = (body.zones || []).slice(0, 50);
+        list.innerHTML = hits.length ? hits.map(function (z) {
+          return "<li tabindex=\"0\" data-zone=\"" + esc(z.zone_id) + "\">" + esc(z.name_zh) +
+            " <span class=\"zp-sub\">" + esc(z.name_en) + " · " + esc(layerTitle(z.layer)) + "</span></li>";
+        }).join("") : "<li class=\"zp-sub\">" + esc(t("noMatch")) + "</li>";
+      });
+  }
+
   function search(query) {
     var list = document.getElementById("zp-search-results");
     var q = query.trim().toLowerCase();
     if (!q) { list.innerHTML = ""; return; }
+    if (S.cfg.tiled) { searchRemote(query.trim(), list); return; }
     var hits = S.entries.filter(function (e) {
       var p = e.props;
       return [p.name_zh, p.name_en, p.zone_id, p.kind].some(function (v) { return has(v) && String(v).toLowerCase().indexOf(q) >= 0; });
@@ -344,7 +394,7 @@
 
   function onZoneLink(event) {
     var target = event.target.closest("[data-zone]");
-    if (target && S.byId[target.getAttribute("data-zone")]) {
+    if (target && (S.cfg.tiled || S.byId[target.getAttribute("data-zone")])) {
       event.preventDefault();
       focusZone(target.getAttribute("data-zone"));
     }
@@ -370,8 +420,26 @@
     return best === "required" ? "restricted" : (best === "permitted" ? null : best);
   }
 
+  /* Tile mode: the zones limiting the activity come from the API, then every tile is redrawn. */
+  function shadeTiles() {
+    var seq = ++S.effectsSeq;
+    function redraw() {
+      Object.keys(S.overlays).forEach(function (id) { if (S.overlays[id].redraw) S.overlays[id].redraw(); });
+    }
+    if (!S.activity) { S.effects = {}; redraw(); return; }
+    fetch(S.cfg.api + "activities/" + encodeURIComponent(S.activity) + "/zones",
+          { headers: { Accept: "application/json" } })
+      .then(function (r) { return r.ok ? r.json() : { zones: {} }; }, function () { return { zones: {} }; })
+      .then(function (body) {
+        if (seq !== S.effectsSeq) return;  // the picker moved on
+        S.effects = body.zones || {};
+        redraw();
+      });
+  }
+
   function shade(activity) {
     S.activity = activity || null;
+    if (S.cfg.tiled) shadeTiles();
     S.entries.forEach(function (e) {
       var overlay = S.overlays[e.props.layer];
       if (overlay && overlay.resetStyle) overlay.resetStyle(e.layer);
@@ -456,6 +524,31 @@
   // ------------------------------------------------------------------ public
 
   window.ZoningMap = {
+    /* Tile mode: the VectorGrid style of a layer's features, by accuracy (styles from the server). */
+    tileStyle: function (layerId, styles) {
+      var outline = null;
+      return function (props) {
+        if (!outline) {  // tiles arrive after init(), but read the page's own config to not depend on it
+          outline = {};
+          JSON.parse(document.getElementById("zoning-config").textContent).outline_only.forEach(function (id) {
+            outline[id] = true;
+          });
+        }
+        var style = styles[props.accuracy] || styles.approximate;
+        var out = {};
+        Object.keys(style).forEach(function (k) { out[k] = style[k]; });
+        out.interactive = false;
+        if (outline[props.zone_id]) { out.fillOpacity = 0; out.weight = 1.5; }
+        if (S.activity) {  // the picker's shading, as the inline layers get it
+          var effect = S.effects[props.zone_id] || "none";
+          Object.keys(EFFECT_STYLE[effect]).forEach(function (k) { out[k] = EFFECT_STYLE[effect][k]; });
+          out.className += " zoning-effect-" + effect;
+        }
+        if (!out.dashArray) delete out.dashArray;
+        return out;
+      };
+    },
+
     /* GeoJson onEachFeature for every zone overlay. */
     bindZone: function (feature, layer) {
       var p = feature.properties;
@@ -470,6 +563,7 @@
       S.map = map; S.cfg = cfg; S.overlays = overlays;
       window.ZoningMap.map = map;
       Object.keys(overlays).forEach(function (layerId) {
+        if (!overlays[layerId].eachLayer) return;  // a vector-tile layer: no zones in the page
         overlays[layerId].eachLayer(function (layer) {
           var entry = { props: layer.feature.properties, layer: layer };
           S.entries.push(entry);
@@ -518,7 +612,7 @@
       if (picker) picker.addEventListener("change", function () { shade(picker.value); });
       map.on("zoomend moveend", declutter);
       declutter();
-      if (cfg.focus && S.byId[cfg.focus.zone_id]) focusZone(cfg.focus.zone_id);
+      if (cfg.focus && (cfg.tiled || S.byId[cfg.focus.zone_id])) focusZone(cfg.focus.zone_id);
       document.body.setAttribute("data-zoning-ready", "1");
     },
 
