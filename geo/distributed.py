@@ -22,6 +22,7 @@ store (a PostGIS URL, or a GeoPackage path they share) and have this package ins
 from __future__ import annotations
 
 import contextlib
+import logging
 import shutil
 import tempfile
 import threading
@@ -179,8 +180,11 @@ def run_on(compute: Callable[[Any], Any], engine: str, scheduler: str | None, n_
     if scheduler:
         with Client(scheduler) as client:
             return compute(client)
-    with LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
-                      dashboard_address=":0") as cluster, Client(cluster) as client:
+    # A failed task comes back to the caller as its exception (a refused partition names its
+    # problem; a lost worker raises KilledWorker): the workers' own "Compute Failed" log lines
+    # would print the same failure again, with a traceback, to the user's terminal.
+    with LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=":0",
+                      silence_logs=logging.CRITICAL) as cluster, Client(cluster) as client:
         return compute(client)
 
 

@@ -131,9 +131,9 @@ def partition_parcels(part, crs: str, crs_note: str, where: str) -> gparcels.Par
         gparcels._check_polygons(geoms, crs)
         wgs84 = gcrs.geometry_to_wgs84(geoms, crs) if len(geoms) else geoms
     except gcrs.CoordinateError as exc:
-        raise gparcels.ParcelInputError(f"{where}: a parcel has a coordinate outside {crs}: {exc}") from None
+        raise gparcels.ParcelInputError(f"in {where}, a parcel has a coordinate outside {crs}: {exc}") from None
     except gparcels.ParcelInputError as exc:
-        raise gparcels.ParcelInputError(f"{where}, counting its rows from 1: {exc}") from None
+        raise gparcels.ParcelInputError(f"in {where}, {exc}") from None
     attributes = pd.DataFrame(part.drop(columns=part.geometry.name))
     return gparcels.Parcels(attributes, np.asarray(wgs84, dtype=object), crs, crs_note)
 
