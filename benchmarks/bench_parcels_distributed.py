@@ -36,7 +36,7 @@ import numpy as np  # noqa: E402
 import shapely  # noqa: E402
 
 from benchmarks.bench_parcels import parcels as random_parcels  # noqa: E402
-from benchmarks.timing import best_seconds  # noqa: E402
+from benchmarks.timing import best_seconds, on_local_cluster  # noqa: E402
 from geo import parcels as gparcels  # noqa: E402
 from geo.catalog import ZoneCatalog  # noqa: E402
 from geo.crs import geodesic_area_m2  # noqa: E402
@@ -90,8 +90,6 @@ def sedonadb_peer(frame: gpd.GeoDataFrame, zones: gpd.GeoDataFrame, areas: bool)
 
 
 def main() -> None:
-    from dask.distributed import Client, LocalCluster
-
     with tempfile.TemporaryDirectory(prefix="zoning-parcels-dask-") as tmp:
         tmp = Path(tmp)
         store = open_store(tmp / "zones.gpkg", BUNDLED_ZONES)
@@ -117,16 +115,8 @@ def main() -> None:
              best_seconds(lambda: check_parcels(parts, tmp / "out-local", store.location, engine="local",
                                                 as_of=AS_OF), repeats=2))
         for workers in (1, 2):
-            start = time.perf_counter()
-            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0")
-            with Client(cluster) as client:
-                started = time.perf_counter() - start
-                client.run(lambda: None)
-                t0 = time.perf_counter()
-                check_parcels(parts, tmp / f"out-{workers}", store.location, engine="dask",
-                              scheduler=cluster.scheduler_address, as_of=AS_OF)
-                run = time.perf_counter() - t0
-            cluster.close()
+            started, run, _ = on_local_cluster(workers, lambda address, w=workers: check_parcels(
+                parts, tmp / f"out-{w}", store.location, engine="dask", scheduler=address, as_of=AS_OF))
             got = gpd.read_parquet(tmp / f"out-{workers}")
             assert got["zone_id"].tolist() == expected["zone_id"].tolist(), "dask answer differs from in-process"
             assert np.array_equal(got["overlap_m2"].to_numpy(), expected["overlap_m2"].to_numpy())
