@@ -123,12 +123,12 @@ def input_schema(src: Path) -> pa.Schema | None:
     return pads.dataset(str(src), format="parquet").schema if src.is_dir() or src.suffix.lower() != ".gpkg" else None
 
 
-def partition_parcels(part, crs: str, crs_note: str, where: str) -> gparcels.Parcels:
+def parcels_of_partition(part, crs: str, crs_note: str, where: str) -> gparcels.Parcels:
     """One partition as ``Parcels`` in WGS84, checked as the in-process reader checks a file;
     ``where`` names the partition in the errors."""
     geoms = np.asarray(part.geometry.values, dtype=object)
     try:
-        gparcels._check_polygons(geoms, crs)
+        gparcels.check_polygons(geoms, crs)
         wgs84 = gcrs.geometry_to_wgs84(geoms, crs) if len(geoms) else geoms
     except gcrs.CoordinateError as exc:
         raise gparcels.ParcelInputError(f"in {where}, a parcel has a coordinate outside {crs}: {exc}") from None
@@ -143,7 +143,7 @@ def answer_partition(part, task: ParcelJob, partition_info: dict | None = None) 
     returns its counts (one row)."""
     k = partition_info["number"] if partition_info else 0
     job = task.job
-    parcels = partition_parcels(part, job.crs, task.crs_note, f"partition {k + 1} of {task.partitions}")
+    parcels = parcels_of_partition(part, job.crs, task.crs_note, f"partition {k + 1} of {task.partitions}")
     rows = overlaps = 0
     if len(parcels):
         snap = _snapshot(job.store, job.version)
@@ -166,7 +166,7 @@ def write_partition(frame, path: Path, about: dict[str, Any], input_schema: pa.S
     """One partition's rows as GeoParquet (WKB, WGS84), the columns typed alike in every
     partition: a column with no value in this partition gets the input's type for it (an
     answer column: text) rather than Arrow's null type, so the partitions read back as one table."""
-    table = gparcels._attribute_table(frame)
+    table = gparcels.attribute_table(frame)
     for i, field in enumerate(table.schema):
         if pa.types.is_null(field.type):
             typed = input_schema.field(field.name).type if input_schema and field.name in input_schema.names \
