@@ -21,6 +21,7 @@ import numpy as np  # noqa: E402
 import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
+from benchmarks.timing import on_local_cluster  # noqa: E402
 from geo.distributed import check_points  # noqa: E402
 from geo.paths import BUNDLED_ZONES  # noqa: E402
 from geo.store import open_store  # noqa: E402
@@ -30,8 +31,6 @@ PARTITIONS = 8
 
 
 def main() -> None:
-    from dask.distributed import Client, LocalCluster
-
     with tempfile.TemporaryDirectory(prefix="zoning-dask-") as tmp:
         tmp = Path(tmp)
         store = open_store(tmp / "zones.gpkg", BUNDLED_ZONES)
@@ -49,21 +48,11 @@ def main() -> None:
         local = time.perf_counter() - start
         print(f"  in-process (baseline)        {N_POINTS / local:10,.0f} points/s  ({local:.1f} s)")
         for workers in (1, 2):
-            start = time.perf_counter()
-            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0")
-            with Client(cluster) as client:
-                started = time.perf_counter() - start
-                client.run(lambda: None)
-                t0 = time.perf_counter()
-                check_points(src, tmp / f"out-{workers}", store.location, engine="dask",
-                             scheduler=cluster.scheduler_address)
-                run = time.perf_counter() - t0
-            cluster.close()
-            total = time.perf_counter() - start
+            started, run, total = on_local_cluster(workers, lambda address, w=workers: check_points(
+                src, tmp / f"out-{w}", store.location, engine="dask", scheduler=address))
             print(f"  dask, {workers} worker(s)           {N_POINTS / run:10,.0f} points/s  ({run:.1f} s; "
                   f"{run / local:.2f}x in-process time; with cluster start-up {total:.1f} s, {started:.1f} s of it "
                   "to start)")
-
 
 if __name__ == "__main__":
     main()

@@ -21,7 +21,12 @@ store (a PostGIS URL, or a GeoPackage path they share) and have this package ins
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import shutil
+import tempfile
 import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -141,42 +146,64 @@ def read_input(path: Path, blocksize: str = "64MB"):
         return dd.read_parquet(str(path))
 
 
+@contextlib.contextmanager
+def output_directory(dst: Path) -> Iterator[Path]:
+    """A temporary directory beside ``dst`` to write the partitions into: it replaces ``dst``
+    when the block succeeds (any old ``dst`` is moved aside first, then removed), and is
+    removed when it fails, so a failed job leaves no partial output and the old one intact."""
+    dst = Path(dst)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.resolve().parent))
+    try:
+        yield tmp
+        old = None
+        if dst.exists():
+            old = dst.with_name(f"{tmp.name}.old")
+            dst.rename(old)
+        tmp.rename(dst)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run_on(compute: Callable[[Any], Any], engine: str, scheduler: str | None, n_workers: int) -> Any:
+    """``compute(dask_scheduler)`` in this process (``engine="local"``: the synchronous
+    scheduler), on the cluster at ``scheduler``, or on a ``LocalCluster`` of ``n_workers``
+    one-thread processes started for it and closed after (also when the job fails, so no
+    worker writes on after the output is removed)."""
+    if engine == "local":
+        return compute("synchronous")
+    if engine != "dask":
+        raise ValueError(f"engine must be dask or local, got {engine!r}")
+    from dask.distributed import Client, LocalCluster
+
+    if scheduler:
+        with Client(scheduler) as client:
+            return compute(client)
+    # A failed task comes back to the caller as its exception (a refused partition names its
+    # problem; a lost worker raises KilledWorker): the workers' own "Compute Failed" log lines
+    # would print the same failure again, with a traceback, to the user's terminal.
+    with LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=":0",
+                      silence_logs=logging.CRITICAL) as cluster, Client(cluster) as client:
+        return compute(client)
+
+
 def check_points(src: Path, dst: Path, store: str, *, engine: str = "dask", scheduler: str | None = None,
                  n_workers: int = 2, crs: str = "wgs84", as_of: str | None = None,
                  layers: list[str] | None = None) -> dict[str, Any]:
     """Look up every point of ``src`` and write GeoParquet partitions to the directory ``dst``
     (replaced only when the job succeeds). Returns counts, the data version and the engine."""
-    import shutil
-    import tempfile
-
     from geo.store import store_at
 
-    backend = store_at(store)
-    info = backend.current()
+    if engine not in ("dask", "local"):
+        raise ValueError(f"engine must be dask or local, got {engine!r}")
+    info = store_at(store).current()
     job = Job(store=str(store), version=info.version, crs=crs, as_of=as_of,
               layers=None if layers is None else tuple(layers))
     frame = read_input(src)
     _coordinates(frame._meta)  # no coordinates: refused before any cluster starts
-    dst = Path(dst)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.resolve().parent))
-    try:
-        answers = frame.map_partitions(lookup_frame, job, meta=_meta(frame))
-        if engine == "dask":
-            from dask.distributed import Client, LocalCluster
-
-            cluster = None if scheduler else LocalCluster(n_workers=n_workers, threads_per_worker=1,
-                                                          processes=True, dashboard_address=":0")
-            with Client(scheduler or cluster) as client:
-                answers.to_parquet(str(tmp), write_index=False, compute_kwargs={"scheduler": client})
-            if cluster is not None:
-                cluster.close()
-        elif engine == "local":
-            answers.to_parquet(str(tmp), write_index=False, compute_kwargs={"scheduler": "synchronous"})
-        else:
-            raise ValueError(f"engine must be dask or local, got {engine!r}")
-        if dst.exists():
-            shutil.rmtree(dst)
-        tmp.rename(dst)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    answers = frame.map_partitions(lookup_frame, job, meta=_meta(frame))
+    with output_directory(dst) as tmp:
+        run_on(lambda sched: answers.to_parquet(str(tmp), write_index=False, compute_kwargs={"scheduler": sched}),
+               engine, scheduler, n_workers)
     return {"partitions": frame.npartitions, "data_version": info.data_version, "engine": engine, "out": str(dst)}

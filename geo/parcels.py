@@ -144,7 +144,7 @@ def read_parcels(path: Path, *, crs: str | None = None, encoding: str | None = N
     if len(frame) > max_parcels:
         raise TooManyParcelsError(f"{path.name} has {len(frame)} parcels; the limit is {max_parcels} per request")
     geoms = np.asarray(frame.geometry.values, dtype=object)
-    _check_polygons(geoms, found, allow_points)
+    check_polygons(geoms, found, allow_points)
     try:
         wgs84 = gcrs.geometry_to_wgs84(geoms, found)
     except gcrs.CoordinateError as exc:
@@ -153,7 +153,7 @@ def read_parcels(path: Path, *, crs: str | None = None, encoding: str | None = N
     return Parcels(attributes, np.asarray(wgs84, dtype=object), found, how)
 
 
-def _check_polygons(geoms: np.ndarray, crs: str, allow_points: bool = False) -> None:
+def check_polygons(geoms: np.ndarray, crs: str, allow_points: bool = False) -> None:
     kinds = shapely.get_type_id(geoms)
     bad = ~np.isin(kinds, (0, 3, 6) if allow_points else (3, 6)) | shapely.is_empty(geoms)
     if bad.any():
@@ -265,7 +265,7 @@ def rule_codes_column(zones: gpd.GeoDataFrame) -> VerdictColumn:
 # ------------------------------------------------------------------ writing
 
 
-def _attribute_table(frame: gpd.GeoDataFrame) -> pa.Table:
+def attribute_table(frame: gpd.GeoDataFrame) -> pa.Table:
     plain = pd.DataFrame(frame.drop(columns=frame.geometry.name))
     for name in plain.columns:  # mixed object columns (text and numbers) are written as text
         if plain[name].dtype == object:
@@ -280,7 +280,7 @@ def csv_chunks(frames: Iterable[gpd.GeoDataFrame], trailer: Callable[[int, int],
     rows = parcels = 0
     for frame in frames:
         sink = pa.BufferOutputStream()
-        pacsv.write_csv(_attribute_table(frame), sink,
+        pacsv.write_csv(attribute_table(frame), sink,
                         pacsv.WriteOptions(include_header=rows == 0, quoting_style="needed"))
         rows += len(frame)
         parcels += int(frame.attrs.get("parcels", 0))

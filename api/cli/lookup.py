@@ -190,7 +190,8 @@ def check_file(
                                                 "verdict_<code> per activity."),
     store: Path | None = store_option(),
     engine: str = typer.Option("local", "--engine", help="local (this process), or dask: GeoParquet/Parquet/CSV "
-                               "in, GeoParquet partitions out (a directory), on dask.distributed."),
+                               "in (with --sites: GeoParquet or GeoPackage), GeoParquet partitions out (a "
+                               "directory), on dask.distributed."),
     scheduler: str | None = typer.Option(None, "--scheduler", help="With --engine dask: a dask scheduler "
                                          "(tcp://host:8786); default a local cluster."),
     workers: int = typer.Option(2, "--workers", min=1, help="With --engine dask and no --scheduler: local workers."),
@@ -199,8 +200,9 @@ def check_file(
     if engine != "local":
         from api.cli.distributed import check_file_distributed
 
-        return check_file_distributed(in_file, out, crs=crs or "wgs84", as_of=as_of, layers=layers, store=store,
-                                      engine=engine, scheduler=scheduler, workers=workers)
+        return check_file_distributed(in_file, out, crs=crs, as_of=as_of, layers=layers, store=store,
+                                      engine=engine, scheduler=scheduler, workers=workers, sites=sites,
+                                      activity=activity)
     if not in_file.exists():
         raise UserError(f"{in_file} does not exist")
     from api.dependencies import parse_activity_field
