@@ -49,6 +49,7 @@ import shapely
 from geo import schema
 from geo.store.base import StoreError, VersionInfo
 from geo.store.sql import SQLStore
+from geo.store.work import SQLiteWorkTables
 
 CURRENT_LAYER = "zones"
 HISTORY_LAYER = "zone_history"
@@ -361,6 +362,9 @@ class GeoPackageStore(SQLStore):
                 raise
         finally:
             db.close()
+
+    def work(self) -> SQLiteWorkTables:
+        return SQLiteWorkTables(self)
 
     def close(self) -> None:
         """Close the connection kept for :meth:`head`."""

@@ -49,6 +49,7 @@ from geo import paths, schema
 from geo.store.base import StoreError, VersionInfo
 from geo.store.gpkg import _wkb
 from geo.store.sql import SQLStore
+from geo.store.work import PostgresWorkTables
 
 SCHEMES = ("postgresql://", "postgres://")
 CHANNEL = "zoning_versions"
@@ -195,6 +196,9 @@ class PostGISStore(SQLStore):
                 if not db.closed:
                     db.execute("ROLLBACK")
                 raise
+
+    def work(self) -> PostgresWorkTables:
+        return PostgresWorkTables(self)
 
     def close(self) -> None:
         """Close the connection kept for :meth:`head` and stop the listener."""

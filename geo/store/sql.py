@@ -81,11 +81,10 @@ class SQLStore(StoreBackend):
     def _saved(self, info: VersionInfo) -> None:
         """After the save committed."""
 
+    @abc.abstractmethod
     def work(self):
-        """The work tables (users, sessions, sheets, drafts) in this store's database."""
-        from geo.store.work import work_tables
-
-        return work_tables(self)
+        """The work tables (users, sessions, sheets, drafts) in this store's database:
+        a ``work.WorkTables`` of this backend's kind."""
 
     # -- SQL helpers -------------------------------------------------------------------------
     def _sql(self, sql: str) -> str:
