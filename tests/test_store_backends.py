@@ -12,6 +12,7 @@ import subprocess
 import sys
 import textwrap
 
+import geopandas as gpd
 import pytest
 import shapely
 
@@ -177,7 +178,8 @@ def test_store_copy_moves_a_geopackage_into_postgis_and_back_with_history(sample
         assert done.returncode == 0, done.stderr
         assert "copied 4 version(s)" in done.stdout
     expected, expected_work = _history(gpkg), _work(gpkg)
-    assert set(expected_work) == {"users", "sessions", "sheets", "sheet_pages", "drafts"}
+    assert set(expected_work) == {"users", "sessions", "sheets", "sheet_pages", "drafts", "sites", "webhook_log"}
+    assert all(expected_work[t] for t in ("users", "sessions", "sheets", "sheet_pages", "drafts", "sites"))
     for copied in (store_at(pg_url), store_at(back_path)):
         assert _history(copied) == expected
         assert _work(copied) == expected_work
@@ -219,6 +221,10 @@ def _fill_work_tables(store) -> str:
                         author="ed", role="editor")
     drafts.review(first.id, reviewer="rita", role="reviewer", approve=True)
     drafts.save("t-square", _square(0.02), {}, author="ed", role="editor")
+    from geo.impact import save_sites
+
+    save_sites(gpd.GeoDataFrame({"site_id": ["F1"], "name": ["一号养殖场"], "head": [1200]},
+                                geometry=[shapely.Point(116.05, 39.95)], crs="EPSG:4326"), store)
     return sheet.sha256
 
 

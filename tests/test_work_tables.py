@@ -91,3 +91,40 @@ def test_a_failing_work_write_undoes_the_version(store, sample_zones):
     with pytest.raises(StoreError, match="refused after writing"):
         store.save(sample_zones.iloc[:2], action="edit", audit=AuditEvent(actor="x", action="edit"), work=fail)
     assert store.head() == 1 and store.audit() == [] and Users(store).list() == []
+
+
+def test_the_sites_registry_is_replaced_whole_and_seen_by_every_replica(store):
+    import geopandas as gpd
+
+    from geo.impact import load_sites, save_sites
+
+    sites = gpd.GeoDataFrame({"site_id": ["F2", "F1"], "name": ["二号", "一号养殖场"], "head": [1200, None],
+                              "permit": ["京-1", "京-2"]},
+                             geometry=[shapely.Point(116.05, 39.95), SQUARE], crs="EPSG:4326")
+    assert load_sites(store).empty
+    save_sites(sites, store, AuditEvent(actor="ed", action="sites.replace", detail={"sites": 2}))
+    loaded = load_sites(reopen(store))
+    assert list(loaded.columns) == ["site_id", "name", "head", "permit", "geometry"]
+    assert loaded["site_id"].tolist() == ["F2", "F1"] and loaded["permit"].tolist() == ["京-1", "京-2"]
+    assert loaded["head"].iloc[0] == 1200 and loaded.geometry.iloc[1].equals(SQUARE)
+    save_sites(sites.iloc[:1], store)
+    assert load_sites(store)["site_id"].tolist() == ["F2"]
+    assert [e.action for e in store.audit()] == ["sites.replace"]
+
+
+def test_a_store_of_the_earlier_release_gets_the_new_work_tables_and_keeps_its_users(tmp_path, sample_zones):
+    """The earlier release created users, sessions and drafts only; the rest comes on first use."""
+    import sqlite3
+
+    from geo.store import GeoPackageStore
+
+    store = GeoPackageStore(tmp_path / "zones.gpkg")
+    store.save(sample_zones, action="init")
+    with sqlite3.connect(store.path) as db:
+        db.execute("CREATE TABLE users (name TEXT PRIMARY KEY, role TEXT NOT NULL, password_hash TEXT, "
+                   "token_sha256 TEXT UNIQUE, disabled INTEGER NOT NULL DEFAULT 0, created_at TEXT NOT NULL, "
+                   "created_by TEXT NOT NULL)")
+        db.execute("INSERT INTO users VALUES ('ed', 'editor', NULL, NULL, 0, '2026-01-01T00:00:00+00:00', 'x')")
+    assert [u.name for u in Users(store).list()] == ["ed"]
+    assert Drafts(store).list() == []
+    assert Drafts(store).save("t-square", SQUARE, {}, author="ed", role="editor").id == 1
