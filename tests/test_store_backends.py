@@ -113,8 +113,6 @@ def test_a_writer_killed_mid_write_leaves_the_previous_version_intact(store, loc
     script = textwrap.dedent(f"""
         import shapely
         from geo import schema
-from geo.digitise.drafts import Drafts
-from geo.digitise.sheets import SheetStore
         from geo.store import store_at
         from tests.conftest import make_zone
         zones = schema.zones_from_records(

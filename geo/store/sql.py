@@ -81,11 +81,6 @@ class SQLStore(StoreBackend):
     def _saved(self, info: VersionInfo) -> None:
         """After the save committed."""
 
-    @abc.abstractmethod
-    def work(self):
-        """The work tables (users, sessions, sheets, drafts) in this store's database:
-        a ``work.WorkTables`` of this backend's kind."""
-
     # -- SQL helpers -------------------------------------------------------------------------
     def _sql(self, sql: str) -> str:
         return sql.replace("?", self.MARK) if self.MARK != "?" else sql
@@ -162,8 +157,6 @@ class SQLStore(StoreBackend):
              source: str | None = None, source_sha256: str | None = None, note: str | None = None,
              base_version: int | None = None, audit: AuditEvent | None = None,
              work: Callable[[Any, VersionInfo], None] | None = None) -> VersionInfo:
-        """As :meth:`StoreBackend.save`; ``work(tx, info)``, when given, writes the work tables
-        (``work.WorkTx``) in the same transaction, and whatever it raises undoes the version."""
         from geo.store.gpkg import decode_rows, encode_rows
 
         zones = with_computed_area(schema.normalize_zones(zones))
