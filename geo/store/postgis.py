@@ -59,6 +59,8 @@ SRID = 4326
 POLL_S = 0.5
 # How long a writer waits for another writer's transaction before giving up.
 LOCK_TIMEOUT = "60s"
+# Connections of finished reads kept open for the next reads, per store object.
+IDLE_CONNECTIONS = 4
 
 _COLUMNS = schema.ZONE_COLUMNS
 _COLS = ", ".join(f'"{c}"' for c in _COLUMNS)
@@ -150,6 +152,8 @@ class PostGISStore(SQLStore):
         self._listened_head: int | None = None  # None: the listener is not (yet) in step
         self._stop = threading.Event()
         self._advance_lock = threading.Lock()
+        self._idle: list[Any] = []  # connections of finished reads, kept for the next ones
+        self._idle_lock = threading.Lock()
 
     # -- connections and transactions ------------------------------------------------------------
     def connect(self, **kwargs):
@@ -165,45 +169,87 @@ class PostGISStore(SQLStore):
         return StoreError(f"zone store {self.location} (schema {self.schema}) holds no version; run `zoning serve` "
                           "or `zoning info` once to create it from the bundled zones, or `zoning store copy`")
 
+    def _begin(self, statement: str) -> Any:
+        """A connection with ``statement`` (a BEGIN) run on it: one kept idle from an earlier
+        transaction when there is one (at most ``IDLE_CONNECTIONS`` are kept), else a new one.
+        A new connection costs more than most reads (the workbench's token check: 20 ms with a
+        new connection, 1.6 ms on a kept one, ``benchmarks/bench_worktables.py``). A kept
+        connection the server dropped is replaced."""
+        with self._idle_lock:
+            db = self._idle.pop() if self._idle else None
+        if db is not None:
+            try:
+                db.execute(statement)
+                return db
+            except self._psycopg.OperationalError:
+                db.close()
+        db = self.connect(autocommit=True)
+        try:
+            db.execute(statement)
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def _release(self, db) -> None:
+        """Keep ``db`` idle for the next transaction (ending any still open), or close it."""
+        if db.closed:
+            return
+        if db.info.transaction_status != self._psycopg.pq.TransactionStatus.IDLE:
+            try:
+                db.execute("ROLLBACK")
+            except self._psycopg.Error:
+                db.close()
+                return
+        with self._idle_lock:
+            if len(self._idle) < IDLE_CONNECTIONS and not self._stop.is_set():
+                self._idle.append(db)
+                return
+        db.close()
+
     @contextlib.contextmanager
     def _reading(self) -> Iterator[Any]:
         """One read-only REPEATABLE READ transaction: every query sees the same committed state."""
-        with self.connect(autocommit=True) as db:
-            db.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            try:
-                if not self._has_schema(db):
-                    raise self._missing()
-                yield db
-            finally:
-                db.execute("ROLLBACK")
+        db = self._begin("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        try:
+            if not self._has_schema(db):
+                raise self._missing()
+            yield db
+        finally:
+            self._release(db)
 
     @contextlib.contextmanager
     def _writing(self) -> Iterator[Any]:
         """One write transaction under the writer lock; COMMIT only if the block succeeds."""
-        with self.connect(autocommit=True) as db:
-            db.execute("BEGIN")
-            try:
-                db.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
-                # Serialise schema creation too: two servers starting on an empty database.
-                db.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"zoning:{self.schema}",))
-                if not self._has_schema(db):
-                    db.execute(_ddl(self.schema))
-                db.execute(f"LOCK TABLE {self.schema}.versions IN SHARE ROW EXCLUSIVE MODE")
-                yield db
-                _before_commit()
-                db.execute("COMMIT")
-            except BaseException:
-                if not db.closed:
-                    db.execute("ROLLBACK")
-                raise
+        db = self._begin("BEGIN")
+        try:
+            db.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
+            # Serialise schema creation too: two servers starting on an empty database.
+            db.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"zoning:{self.schema}",))
+            if not self._has_schema(db):
+                db.execute(_ddl(self.schema))
+            db.execute(f"LOCK TABLE {self.schema}.versions IN SHARE ROW EXCLUSIVE MODE")
+            yield db
+            _before_commit()
+            db.execute("COMMIT")
+        except BaseException:
+            if not db.closed:
+                db.execute("ROLLBACK")
+            raise
+        finally:
+            self._release(db)
 
     def work(self) -> PostgresWorkTables:
         return PostgresWorkTables(self)
 
     def close(self) -> None:
-        """Close the connection kept for :meth:`head` and stop the listener."""
+        """Close the connections kept for :meth:`head` and for reads, and stop the listener."""
         self._stop.set()
         self._listened_head = None
+        with self._idle_lock:
+            idle, self._idle = self._idle, []
+        for db in idle:
+            db.close()
         if self._head_db is not None:
             self._head_db.close()
             self._head_db = None

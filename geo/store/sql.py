@@ -49,6 +49,8 @@ class SQLStore(StoreBackend):
 
     MARK = "?"
     MAX_VERSION = 2**63
+    #: Set by ``work.WorkTables`` once it found every work table in this store.
+    work_tables_complete = False
 
     # -- what each backend defines -----------------------------------------------------------
     @abc.abstractmethod

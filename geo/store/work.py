@@ -126,10 +126,17 @@ class WorkTables(abc.ABC):
         """The work tables inside the store's open write transaction ``db``; those missing
         (a new store, or one of a release with fewer of them) are created first."""
         self._enter(db)
-        if self._table_count(db) < len(TABLES):
+        if not self._complete(db):
             for statement in (*TABLES.values(), *INDEXES):
                 db.execute(self._ddl(statement))
         return WorkTx(self, db)
+
+    def _complete(self, db) -> bool:
+        """True when every work table exists (remembered by the store once it is so: tables
+        are never dropped)."""
+        if not self.store.work_tables_complete:
+            self.store.work_tables_complete = self._table_count(db) == len(TABLES)
+        return self.store.work_tables_complete
 
     @contextlib.contextmanager
     def writing(self) -> Iterator[WorkTx]:
@@ -144,9 +151,11 @@ class WorkTables(abc.ABC):
         only some of them (an earlier release's) gets the others first, in a write of its own."""
         with self.store._reading() as db:
             self._enter(db)
-            count = self._table_count(db)
-            if count in (0, len(TABLES)):
-                yield WorkTx(self, db) if count else None
+            if self._complete(db):
+                yield WorkTx(self, db)
+                return
+            if self._table_count(db) == 0:
+                yield None
                 return
         with self.writing():
             pass
