@@ -86,10 +86,6 @@ def compute_impact(store: ZoneStore, sites: gpd.GeoDataFrame, version_from: int 
     return changes, summary
 
 
-def _registry(request: Request) -> Path:
-    return gimpact.sites_path(request.app.state.catalog.store.path)
-
-
 @router.post("/sites", status_code=201, summary="Replace the registered sites (farms, permits, projects)")
 @requires("sites.write")
 async def import_sites(request: Request, crs: str | None = Query(None, description="CRS when the file has none"),
@@ -106,9 +102,8 @@ async def import_sites(request: Request, crs: str | None = Query(None, descripti
                 sites = gimpact.read_sites_file(path, crs=crs, workdir=Path(tmp) / "x", max_sites=settings.max_parcels)
             except (ParcelInputError, SourceError, ValueError) as exc:
                 raise unprocessable(InputError(("body",), str(exc).replace("--crs", "crs="))) from None
-        gimpact.save_sites(sites, _registry(request))
-        request.app.state.catalog.store.append_audit(
-            audit_event(request, "sites.replace", target=filename, sites=len(sites)))
+        gimpact.save_sites(sites, request.app.state.catalog.store,
+                           audit_event(request, "sites.replace", target=filename, sites=len(sites)))
         return len(sites)
 
     count = await run_in_threadpool(save)
@@ -119,7 +114,7 @@ async def import_sites(request: Request, crs: str | None = Query(None, descripti
             responses={200: {"content": {"application/geo+json": {"schema": {"type": "object"}}}}})
 @requires("sites.read")
 def list_sites(request: Request) -> Response:
-    sites = gimpact.load_sites(_registry(request))
+    sites = gimpact.load_sites(request.app.state.catalog.store)
     return Response(sites.to_json(ensure_ascii=False), media_type="application/geo+json")
 
 
@@ -140,7 +135,7 @@ def get_impact(
     except InputError as exc:
         raise unprocessable(exc) from None
     store = request.app.state.catalog.store
-    changes, summary = compute_impact(store, gimpact.load_sites(_registry(request)), version_from, version_to, day)
+    changes, summary = compute_impact(store, gimpact.load_sites(request.app.state.catalog.store), version_from, version_to, day)
     if format == "json":
         return JSONResponse(summary)
     if format in ("html", "pdf"):

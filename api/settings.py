@@ -35,8 +35,8 @@ class Settings(BaseSettings):
                                     "more wait their turn (bounds memory)")
     admin_max_failures: int = Field(10, description="Failed admin authentications per client address ...")
     admin_failure_window_s: float = Field(300.0, description="... within this many seconds, then 429")
-    sheets_dir: Path | None = Field(None, description="Uploaded map sheets (content-addressed); default "
-                                    "`sheets/` beside the store")
+    sheets_dir: Path | None = Field(None, description="Map sheets an earlier release kept in a folder (default "
+                                    "`sheets/` beside a store file), moved into the store on first use")
     max_sheet_pixels: int = Field(64_000_000, description="Pixel limit per sheet page (PDF pages at 200 dpi)")
     max_batch_points: int = 100_000
     max_columnar_points: int = Field(2_000_000, description="Batch points per request answered as CSV, Arrow or "

@@ -7,9 +7,11 @@ newer than the last one delivered it POSTs JSON ``{"event": "data_version", "ver
 "data_version", "previous", "impact": <geo.impact summary>}`` with the header
 ``X-Zoning-Signature: sha256=<hex HMAC-SHA256 of the body with ZONING_WEBHOOK_SECRET>``.
 A failed delivery (network error or a non-2xx answer) is retried ``ATTEMPTS`` times with
-doubling waits. Every attempt is a line of the delivery log (JSON lines,
-``<store>.webhook.jsonl``); the last delivered version is read back from it at start, so
-a restart neither repeats nor skips a notice.
+doubling waits. Every attempt is a row of the delivery log, the store's ``webhook_log``
+work table (``geo.store.work``; with a store file, an earlier release's
+``<store>.webhook.jsonl`` is still read); the last delivered version is read back from it
+at start, so a restart neither repeats nor skips a notice. Several replicas on one PostGIS
+store each run a notifier: point the webhook setting at one of them only.
 """
 
 from __future__ import annotations
@@ -41,15 +43,23 @@ def signature(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-def log_path(store_path: Path) -> Path:
-    return Path(store_path).with_name(f"{Path(store_path).stem}.webhook.jsonl")
+_LOG_FIELDS = ("at", "url", "version", "attempt", "status", "error", "delivered")
 
 
-def last_delivered(path: Path) -> int | None:
-    if not path.exists():
-        return None
-    versions = [entry["version"] for entry in map(json.loads, path.read_text(encoding="utf-8").splitlines())
-                if entry.get("delivered")]
+def delivery_log(store) -> list[dict[str, Any]]:
+    """Every delivery attempt, oldest first."""
+    with store.work().reading() as tx:
+        rows = [] if tx is None else tx.execute(f"SELECT {', '.join(_LOG_FIELDS)} FROM webhook_log ORDER BY id")
+        return [{**r, "delivered": bool(r["delivered"])} for r in rows]
+
+
+def last_delivered(store) -> int | None:
+    versions = [e["version"] for e in delivery_log(store) if e["delivered"]]
+    path = getattr(store, "path", None)  # an earlier release's log beside a store file
+    legacy = Path(path).with_name(f"{Path(path).stem}.webhook.jsonl") if path is not None else None
+    if not versions and legacy is not None and legacy.exists():
+        versions = [entry["version"] for entry in map(json.loads, legacy.read_text(encoding="utf-8").splitlines())
+                    if entry.get("delivered")]
     return max(versions) if versions else None
 
 
@@ -58,8 +68,7 @@ class WebhookNotifier:
         if not secret:
             raise ValueError("ZONING_WEBHOOK_URL is set without ZONING_WEBHOOK_SECRET: the webhook body must be signed")
         self.store, self.url, self.secret, self.poll_seconds = store, url, secret, poll_seconds
-        self.log = log_path(store.path)
-        delivered = last_delivered(self.log)
+        delivered = last_delivered(store)
         self.last = delivered if delivered is not None else store.current().version
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="zoning-webhook", daemon=True)
@@ -82,7 +91,7 @@ class WebhookNotifier:
                 log.exception("webhook round failed")
 
     def payload(self, info) -> dict[str, Any]:
-        sites = gimpact.load_sites(gimpact.sites_path(self.store.path))
+        sites = gimpact.load_sites(self.store)
         _, summary = compute_impact(self.store, sites, None, info.version, today())
         return {"event": "data_version", "version": info.version, "data_version": info.data_version,
                 "previous": summary["from"], "impact": summary}
@@ -114,9 +123,11 @@ class WebhookNotifier:
         return False
 
     def _record(self, entry: dict[str, Any]) -> None:
-        entry = {"time": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "url": self.url, **entry}
-        with open(self.log, "a", encoding="utf-8") as f:
-            f.write(json.dumps(entry, ensure_ascii=False) + "\n")
+        entry = {"at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "url": self.url, **entry,
+                 "delivered": int(entry["delivered"])}
+        with self.store.work().writing() as tx:
+            tx.execute(f"INSERT INTO webhook_log ({', '.join(_LOG_FIELDS)}) VALUES "
+                       f"({', '.join('?' for _ in _LOG_FIELDS)})", [entry[f] for f in _LOG_FIELDS])
 
 
 def start_notifier(store: ZoneStore, settings) -> WebhookNotifier | None:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, File, Request, UploadFile
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, Field
 
@@ -48,9 +48,9 @@ def _store(request: Request):
 
 def sheet_store(request: Request) -> sheets.SheetStore:
     settings = request.app.state.settings
-    root = settings.sheets_dir or Path(_store(request).location).parent / "sheets"
-    return sheets.SheetStore(root, sheets.SheetLimits(max_bytes=settings.max_upload_bytes,
-                                                      max_pixels=settings.max_sheet_pixels))
+    return sheets.SheetStore(_store(request), sheets.SheetLimits(max_bytes=settings.max_upload_bytes,
+                                                                 max_pixels=settings.max_sheet_pixels),
+                             legacy_dir=sheets.legacy_folder(_store(request), settings.sheets_dir))
 
 
 def _who(request: Request):
@@ -125,7 +125,9 @@ def upload_sheet(request: Request, file: UploadFile = File(...)) -> JSONResponse
     if len(data) > limit:
         return _refusal(413, f"the sheet is larger than the limit of {limit} bytes; 地图文件超过大小限制")
     try:
-        sheet = sheet_store(request).add(data, file.filename or "sheet", uploaded_by=_who(request).name)
+        who = _who(request)
+        sheet = sheet_store(request).add(data, file.filename or "sheet", uploaded_by=who.name, role=who.role,
+                                         client=client_address(request))
     except sheets.SheetTooLargeError as exc:
         return _refusal(413, str(exc))
     except sheets.SheetError as exc:
@@ -141,12 +143,12 @@ def list_sheets(request: Request) -> dict:
 
 @router.get("/sheets/{sha256}/pages/{page}.png", summary="A sheet page as PNG")
 @requires("workbench.read")
-def sheet_page(request: Request, sha256: str, page: int) -> FileResponse:
+def sheet_page(request: Request, sha256: str, page: int) -> Response:
     try:
-        path = sheet_store(request).page_path(sha256, page)
+        png = sheet_store(request).page_png(sha256, page)
     except sheets.SheetError as exc:
         raise NotFoundError(str(exc)) from None
-    return FileResponse(path, media_type="image/png", headers={"Cache-Control": "private, max-age=86400"})
+    return Response(png, media_type="image/png", headers={"Cache-Control": "private, max-age=86400"})
 
 
 # ---------------------------------------------------------------- georeference and trace

@@ -1,9 +1,11 @@
 """What a new data version changes for registered sites (farms, permits, projects).
 
-The sites registry is a GeoPackage of its own beside the zone store
-(``<store>.sites.gpkg``, layer ``sites``), not a table inside the store, so the store's
-own transactions and migrations never meet it. A site is a point or a polygon in WGS84
-with ``site_id``, ``name`` and the columns of the file it came from.
+The sites registry is the ``sites`` work table of the zone store (``geo.store.work``: in
+the GeoPackage file or the PostGIS schema, so every replica sees the same sites), replaced
+whole in one transaction with its audit entry. A site is a point or a polygon in WGS84 with
+``site_id``, ``name`` and the columns of the file it came from (kept as JSON). A registry
+an earlier release kept beside a store file (``<store>.sites.gpkg``) is read until the
+first import replaces it.
 
 :func:`impact` compares the zones covering each site (points: covering, boundary
 included; polygons: overlapping by more than 0 m²) at two data versions, both on the same
@@ -31,6 +33,7 @@ import shapely
 from geo.atomic import atomic_path
 from geo.lookup import ZoneIndex
 from geo.parcels import parcel_overlaps, read_parcels
+from geo.store import AuditEvent, StoreBackend
 
 SITES_LAYER = "sites"
 ID_COLUMNS = ("site_id", "编号", "许可证号", "code", "id")  # an "id" may be GeoJSON feature ids: last
@@ -42,10 +45,10 @@ CHANGES = ("entered", "left", "rules_changed", "verdict_changed")
 VerdictFunction = Callable[[str, np.ndarray, list[np.ndarray]], dict[str, list[str]]]
 
 
-def sites_path(store_path: str | Path) -> Path:
-    """Where the sites registry of a store lives."""
-    store_path = Path(store_path)
-    return store_path.with_name(f"{store_path.stem}.sites.gpkg")
+def legacy_sites_path(store: StoreBackend) -> Path | None:
+    """Where an earlier release kept a store file's registry (None for a database store)."""
+    path = getattr(store, "path", None)  # a store file (GeoPackage); a database has none
+    return None if path is None else Path(path).with_name(f"{Path(path).stem}.sites.gpkg")
 
 
 def read_sites_file(path: Path, *, crs: str | None = None, workdir: Path, max_sites: int) -> gpd.GeoDataFrame:
@@ -64,17 +67,34 @@ def read_sites_file(path: Path, *, crs: str | None = None, workdir: Path, max_si
     return gpd.GeoDataFrame(out, geometry=parcels.geoms, crs="EPSG:4326")
 
 
-def save_sites(sites: gpd.GeoDataFrame, path: Path) -> None:
-    """Replace the registry (atomically: a failure keeps the previous one)."""
-    with atomic_path(path) as tmp:
-        pyogrio.write_dataframe(sites, tmp, layer=SITES_LAYER, driver="GPKG")
+def save_sites(sites: gpd.GeoDataFrame, store: StoreBackend, audit: AuditEvent | None = None) -> None:
+    """Replace the registry, and audit it, in one transaction of the store."""
+    attributes = sites.drop(columns=[sites.geometry.name, "site_id", "name"])
+    properties = (json.loads(attributes.to_json(orient="records", date_format="iso", force_ascii=False))
+                  if len(attributes.columns) else [{} for _ in range(len(sites))])
+    wkbs = shapely.to_wkb(sites.geometry.values, output_dimension=2)
+    with store.work().writing() as tx:
+        tx.execute("DELETE FROM sites")
+        for i, (site_id, name, props, wkb) in enumerate(zip(sites["site_id"], sites["name"], properties, wkbs,
+                                                            strict=True)):
+            tx.execute("INSERT INTO sites (site_id, ordinal, name, properties, geom) VALUES (?, ?, ?, ?, ?)",
+                       (str(site_id), i, str(name), json.dumps(props, ensure_ascii=False), wkb))
+        if audit is not None:
+            tx.audit(audit)
 
 
-def load_sites(path: Path) -> gpd.GeoDataFrame:
+def load_sites(store: StoreBackend) -> gpd.GeoDataFrame:
     """The registry, empty when none was imported."""
-    if not path.exists():
+    with store.work().reading() as tx:
+        rows = [] if tx is None else tx.execute(
+            "SELECT site_id, name, properties, geom FROM sites ORDER BY ordinal").fetchall()
+    if not rows:
+        legacy = legacy_sites_path(store)
+        if legacy is not None and legacy.exists():
+            return pyogrio.read_dataframe(legacy, layer=SITES_LAYER)
         return gpd.GeoDataFrame({"site_id": [], "name": []}, geometry=[], crs="EPSG:4326")
-    return pyogrio.read_dataframe(path, layer=SITES_LAYER)
+    frame = pd.DataFrame([{"site_id": r["site_id"], "name": r["name"], **json.loads(r["properties"])} for r in rows])
+    return gpd.GeoDataFrame(frame, geometry=shapely.from_wkb([bytes(r["geom"]) for r in rows]), crs="EPSG:4326")
 
 
 def covering_zones(index: ZoneIndex, geoms: np.ndarray, as_of: str | None) -> list[dict[int, float]]:

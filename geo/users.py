@@ -7,9 +7,9 @@ random token needs no slow hash, and a hash lets the token be looked up). A disa
 user's tokens and sessions stop working at once. The bootstrap admin is the
 ``ZONING_ADMIN_TOKEN`` (``api.auth``), not a row here.
 
-Every change goes to the store's audit log (who, role, when, what, from where) right
-after its own transaction; a user table write and its audit entry are two transactions
-because the audit table belongs to the store backend.
+The tables are the store's work tables (``geo.store.work``: the GeoPackage file or the
+PostGIS schema, the same semantics in both). Every change goes to the store's audit log
+(who, role, when, what, from where) in the same transaction as the change itself.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ import re
 import secrets
 from dataclasses import asdict, dataclass
 
-from geo import workdb
 from geo.store import AuditEvent, StoreBackend
 
 ROLES = ("viewer", "editor", "reviewer", "admin")
@@ -45,15 +44,6 @@ NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{1,39}$")
 TOKEN_PREFIX = "zt_"
 SESSION_HOURS = 12
 MIN_PASSWORD = 10
-
-_DDL = """
-CREATE TABLE IF NOT EXISTS users (name TEXT PRIMARY KEY, role TEXT NOT NULL, password_hash TEXT,
-    token_sha256 TEXT UNIQUE, disabled INTEGER NOT NULL DEFAULT 0, created_at TEXT NOT NULL,
-    created_by TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS sessions (id_sha256 TEXT PRIMARY KEY, name TEXT NOT NULL REFERENCES users(name),
-    csrf TEXT NOT NULL, created_at TEXT NOT NULL, expires_at TEXT NOT NULL)
-"""
-
 
 class UserError(ValueError):
     """A bad user name, role or password, an unknown user, or a duplicate."""
@@ -126,26 +116,28 @@ class Users:
 
     def __init__(self, store: StoreBackend):
         self.store = store
+        self.tables = store.work()
 
-    def _audit(self, action: str, target: str, actor: str, actor_role: str | None, client: str | None,
+    @staticmethod
+    def _audit(tx, action: str, target: str, actor: str, actor_role: str | None, client: str | None,
                **detail) -> None:
-        self.store.append_audit(AuditEvent(actor=actor, role=actor_role, action=action, target=target,
-                                           detail=detail, client=client))
+        tx.audit(AuditEvent(actor=actor, role=actor_role, action=action, target=target, detail=detail,
+                            client=client))
 
     # -- reading -------------------------------------------------------------------------
     def list(self) -> list[User]:
-        with workdb.reading(self.store, "users") as db:
+        with self.tables.reading() as db:
             return [] if db is None else [_user(r) for r in db.execute("SELECT * FROM users ORDER BY name")]
 
     def get(self, name: str) -> User:
-        with workdb.reading(self.store, "users") as db:
+        with self.tables.reading() as db:
             row = db.execute("SELECT * FROM users WHERE name = ?", (name,)).fetchone() if db else None
         if row is None:
             raise UserError(f"there is no user {name!r}")
         return _user(row)
 
     def any(self) -> bool:
-        with workdb.reading(self.store, "users") as db:
+        with self.tables.reading() as db:
             return db is not None and db.execute("SELECT 1 FROM users LIMIT 1").fetchone() is not None
 
     # -- changing ------------------------------------------------------------------------
@@ -155,39 +147,41 @@ class Users:
         _check(name, role, password)
         secret = TOKEN_PREFIX + secrets.token_urlsafe(32) if token else None
         pw_hash = _hasher().hash(password) if password is not None else None
-        with workdb.writing(self.store, _DDL) as db:
+        with self.tables.writing() as db:
             if db.execute("SELECT 1 FROM users WHERE name = ?", (name,)).fetchone():
                 raise UserError(f"user {name!r} exists already")
             db.execute("INSERT INTO users VALUES (?, ?, ?, ?, 0, ?, ?)",
                        (name, role, pw_hash, _sha(secret) if secret else None, _now().isoformat(), actor))
-        self._audit("user.add", name, actor, actor_role, client, role=role, password=password is not None,
-                    token=token)
+            self._audit(db, "user.add", name, actor, actor_role, client, role=role, password=password is not None,
+                        token=token)
         return self.get(name), secret
 
-    def _update(self, name: str, sql: str, params: tuple) -> None:
-        with workdb.writing(self.store, _DDL) as db:
+    def _update(self, name: str, statements: list[tuple[str, tuple]], action: str, actor: str,
+                actor_role: str | None, client: str | None) -> None:
+        """Change user ``name`` (who must exist) and audit it, in one transaction."""
+        with self.tables.writing() as db:
             if db.execute("SELECT 1 FROM users WHERE name = ?", (name,)).fetchone() is None:
                 raise UserError(f"there is no user {name!r}")
-            db.execute(sql, params)
+            for sql, params in statements:
+                db.execute(sql, params)
+            self._audit(db, action, name, actor, actor_role, client)
 
     def disable(self, name: str, *, actor: str, actor_role: str | None = "admin", client: str | None = None) -> User:
-        self._update(name, "UPDATE users SET disabled = 1 WHERE name = ?", (name,))
-        with workdb.writing(self.store, _DDL) as db:
-            db.execute("DELETE FROM sessions WHERE name = ?", (name,))
-        self._audit("user.disable", name, actor, actor_role, client)
+        self._update(name, [("UPDATE users SET disabled = 1 WHERE name = ?", (name,)),
+                            ("DELETE FROM sessions WHERE name = ?", (name,))], "user.disable", actor, actor_role, client)
         return self.get(name)
 
     def set_password(self, name: str, password: str, *, actor: str, actor_role: str | None = "admin",
                      client: str | None = None) -> None:
         _check(name, password=password)
-        self._update(name, "UPDATE users SET password_hash = ? WHERE name = ?", (_hasher().hash(password), name))
-        self._audit("user.password", name, actor, actor_role, client)
+        self._update(name, [("UPDATE users SET password_hash = ? WHERE name = ?", (_hasher().hash(password), name))],
+                     "user.password", actor, actor_role, client)
 
     def new_token(self, name: str, *, actor: str, actor_role: str | None = "admin", client: str | None = None) -> str:
         """Replace the user's API token (the old one stops working); returns the new one."""
         secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
-        self._update(name, "UPDATE users SET token_sha256 = ? WHERE name = ?", (_sha(secret), name))
-        self._audit("user.token", name, actor, actor_role, client)
+        self._update(name, [("UPDATE users SET token_sha256 = ? WHERE name = ?", (_sha(secret), name))],
+                     "user.token", actor, actor_role, client)
         return secret
 
     # -- authentication -------------------------------------------------------------------
@@ -195,7 +189,7 @@ class Users:
         """The enabled user whose API token this is, else None."""
         if not token.startswith(TOKEN_PREFIX):
             return None
-        with workdb.reading(self.store, "users") as db:
+        with self.tables.reading() as db:
             row = db.execute("SELECT * FROM users WHERE token_sha256 = ?", (_sha(token),)).fetchone() if db else None
         if row is None or row["disabled"] or not hmac.compare_digest(row["token_sha256"], _sha(token)):
             return None
@@ -205,7 +199,7 @@ class Users:
         """The enabled user if the password is theirs, else None (same work either way)."""
         from argon2.exceptions import InvalidHashError, VerificationError
 
-        with workdb.reading(self.store, "users") as db:
+        with self.tables.reading() as db:
             row = db.execute("SELECT * FROM users WHERE name = ?", (name,)).fetchone() if db else None
         stored = row["password_hash"] if row is not None and row["password_hash"] else None
         hasher = _hasher()
@@ -221,14 +215,14 @@ class Users:
     def start_session(self, user: User) -> Session:
         session_id, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(24)
         expires = (_now() + dt.timedelta(hours=SESSION_HOURS)).isoformat()
-        with workdb.writing(self.store, _DDL) as db:
+        with self.tables.writing() as db:
             db.execute("DELETE FROM sessions WHERE expires_at < ?", (_now().isoformat(),))
             db.execute("INSERT INTO sessions VALUES (?, ?, ?, ?, ?)",
                        (_sha(session_id), user.name, csrf, _now().isoformat(), expires))
         return Session(session_id, user, csrf, expires)
 
     def session(self, session_id: str) -> Session | None:
-        with workdb.reading(self.store, "sessions") as db:
+        with self.tables.reading() as db:
             row = db.execute("SELECT s.csrf, s.expires_at, u.* FROM sessions s JOIN users u ON u.name = s.name "
                              "WHERE s.id_sha256 = ?", (_sha(session_id),)).fetchone() if db else None
         if row is None or row["disabled"] or row["expires_at"] < _now().isoformat():
@@ -236,7 +230,7 @@ class Users:
         return Session(session_id, _user(row), row["csrf"], row["expires_at"])
 
     def end_session(self, session_id: str) -> None:
-        with workdb.writing(self.store, _DDL) as db:
+        with self.tables.writing() as db:
             db.execute("DELETE FROM sessions WHERE id_sha256 = ?", (_sha(session_id),))
 
 

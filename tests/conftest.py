@@ -116,7 +116,7 @@ def _client_for(tmp_path, seed_path, **settings_overrides):
     from api.app import create_app
     from api.settings import Settings
 
-    settings = Settings(store=tmp_path / "store" / "zones.gpkg", seed=seed_path, **settings_overrides)
+    settings = Settings(**{"store": tmp_path / "store" / "zones.gpkg", "seed": seed_path, **settings_overrides})
     return TestClient(create_app(settings))
 
 

@@ -33,3 +33,12 @@ def new_location(backend: str, tmp_path, request) -> str:
         return str(tmp_path / f"zones-{next(_schemas)}.gpkg")
     url = request.getfixturevalue("postgis_url")
     return f"{url}?zoning_schema=t{os.getpid()}_{next(_schemas)}"
+
+
+def reopen(store):
+    """A second store object on the same data (what another process or replica opens)."""
+    from geo.store import GeoPackageStore, store_at
+
+    if isinstance(store, GeoPackageStore):
+        return GeoPackageStore(store.path)
+    return store_at(f"{store.url}{'&' if '?' in store.url else '?'}zoning_schema={store.schema}")

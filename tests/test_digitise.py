@@ -17,9 +17,17 @@ from PIL import Image
 from geo import crs
 from geo.digitise import georef, sheets, trace
 from geo.digitise.georef import ControlPoint, GeorefError
+from tests.store_backends import reopen
 from tests.synthetic_sheet import METRES_PER_PX, ZONE_COLOUR, make_sheet, spread_gcps
 
 TRACE = trace.TraceParams(ZONE_COLOUR, min_area_m2=50_000, simplify_m=2, line_width_px=3, clip_district="110109")
+
+
+@pytest.fixture
+def zone_store(new_store, sample_zones):
+    """A store of each backend holding the sample zones (sheets live in its work tables)."""
+    new_store.save(sample_zones, action="init")
+    return new_store
 
 
 @pytest.fixture(scope="module")
@@ -173,8 +181,12 @@ def test_cielab_conversion_matches_reference_values():
     assert np.allclose(lab[2], [53.24, 80.09, 67.20], atol=0.02)
 
 
-def test_pdf_page_of_the_same_sheet_traces_the_same(sheet, tmp_path):
-    store = sheets.SheetStore(tmp_path / "sheets")
+def test_pdf_page_of_the_same_sheet_traces_the_same(sheet, tmp_path, sample_zones):
+    from geo.store import GeoPackageStore
+
+    zones = GeoPackageStore(tmp_path / "zones.gpkg")
+    zones.save(sample_zones, action="init")
+    store = sheets.SheetStore(zones)
     stored = store.add(sheet.pdf(), "附图1.pdf", uploaded_by="tester")
     assert stored.media_type == "application/pdf" and stored.pages == [[2000, 1500]] and stored.dpi == 200
     page = store.page_array(stored.sha256, 1)
@@ -206,12 +218,18 @@ def test_warped_overlay_lines_up_with_the_zone(sheet, image):
     assert rgba[0, 0, 3] == 0 or rgba[-1, -1, 3] == 0  # rotated sheet: transparent corners
 
 
-def test_sheet_store_is_content_addressed_and_refuses_bad_files(sheet, tmp_path):
-    store = sheets.SheetStore(tmp_path, sheets.SheetLimits(max_bytes=2_000_000, max_pixels=4_000_000))
+def test_sheet_store_is_content_addressed_and_refuses_bad_files(sheet, zone_store):
+    store = sheets.SheetStore(zone_store, sheets.SheetLimits(max_bytes=2_000_000, max_pixels=4_000_000))
     first = store.add(sheet.jpeg, "map.jpg", "a")
     again = store.add(sheet.jpeg, "other-name.jpg", "b")
     assert first == again and first.media_type == "image/jpeg" and len(store.list()) == 1
-    assert store.page_path(first.sha256, 1).read_bytes().startswith(b"\x89PNG")
+    assert store.page_png(first.sha256, 1).startswith(b"\x89PNG")
+    # Another process (a replica) opening the same store sees the sheet, pixel for pixel.
+    replica = sheets.SheetStore(reopen(zone_store))
+    assert replica.get(first.sha256) == first
+    assert np.array_equal(replica.page_array(first.sha256, 1), store.page_array(first.sha256, 1))
+    uploads = [e for e in zone_store.audit() if e.action == "sheet.upload"]
+    assert [(e.actor, e.target, e.detail["filename"]) for e in uploads] == [("a", first.sha256, "map.jpg")]
     tiff = io.BytesIO()
     Image.open(io.BytesIO(sheet.jpeg)).save(tiff, format="TIFF", compression="tiff_deflate")
     assert store.add(tiff.getvalue(), "map.tif", "a").media_type == "image/tiff"
@@ -228,17 +246,49 @@ def test_sheet_store_is_content_addressed_and_refuses_bad_files(sheet, tmp_path)
     with pytest.raises(sheets.SheetTooLargeError, match="Mpx"):
         store.add(big.getvalue(), "huge.png", "a")
     with pytest.raises(sheets.SheetError, match="page 2 does not exist"):
-        store.page_path(first.sha256, 2)
+        store.page_png(first.sha256, 2)
     with pytest.raises(sheets.SheetNotFoundError):
         store.get("../../etc/passwd")
     assert len(store.list()) == 2  # nothing of the refused files was kept
 
 
-def test_a_cut_jpeg_is_refused_even_after_weasyprint_is_loaded(sheet, tmp_path):
+def test_a_cut_jpeg_is_refused_even_after_weasyprint_is_loaded(sheet, tmp_path, sample_zones):
     import weasyprint  # noqa: F401 - sets Pillow's LOAD_TRUNCATED_IMAGES on import (the report PDFs use it)
     from PIL import ImageFile
 
-    store = sheets.SheetStore(tmp_path, sheets.SheetLimits(max_bytes=2_000_000, max_pixels=4_000_000))
+    from geo.store import GeoPackageStore
+
+    zones = GeoPackageStore(tmp_path / "zones.gpkg")
+    zones.save(sample_zones, action="init")
+    store = sheets.SheetStore(zones, sheets.SheetLimits(max_bytes=2_000_000, max_pixels=4_000_000))
     with pytest.raises(sheets.SheetError, match="cannot be decoded"):
         store.add(sheet.jpeg[:2000], "cut.jpg", "a")
     assert ImageFile.LOAD_TRUNCATED_IMAGES is True  # restored for WeasyPrint afterwards
+
+
+def test_sheets_of_an_earlier_release_folder_move_into_the_store(sheet, zone_store, tmp_path):
+    """The folder layout the earlier release wrote: <sha>/original.jpg, page-1.png, sheet.json."""
+    import hashlib
+    import json
+
+    sha = hashlib.sha256(sheet.jpeg).hexdigest()
+    folder = tmp_path / "old-sheets" / sha
+    folder.mkdir(parents=True)
+    (folder / "original.jpg").write_bytes(sheet.jpeg)
+    page = io.BytesIO()
+    Image.open(io.BytesIO(sheet.jpeg)).convert("RGB").save(page, format="PNG")
+    (folder / "page-1.png").write_bytes(page.getvalue())
+    meta = {"sha256": sha, "filename": "附图1.jpg", "media_type": "image/jpeg", "size_bytes": len(sheet.jpeg),
+            "pages": [[2000, 1500]], "uploaded_at": "2026-01-02T03:04:05+00:00", "uploaded_by": "ed", "dpi": None,
+            "extra": {}}
+    (folder / "sheet.json").write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
+
+    assert sheets.SheetStore(zone_store).list() == []  # without the folder: nothing
+    listed = sheets.SheetStore(zone_store, legacy_dir=folder.parent).list()
+    assert [s.as_dict() for s in listed] == [meta]
+    import shutil
+
+    shutil.rmtree(folder.parent)  # moved: the store alone serves it now
+    store = sheets.SheetStore(zone_store)
+    assert store.get(sha).uploaded_by == "ed" and store.page_png(sha, 1) == page.getvalue()
+    assert [e.target for e in zone_store.audit() if e.action == "sheet.adopt"] == [sha]

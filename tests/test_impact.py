@@ -126,16 +126,16 @@ class Receiver(http.server.BaseHTTPRequestHandler):
 
 
 def test_webhook_signs_retries_and_logs_each_new_version(tmp_path, sample_zones):
-    from api.webhook import log_path
+    from api.webhook import delivery_log
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     Receiver.received = []
     store = ZoneStore(tmp_path / "store" / "zones.gpkg")
     store.save(sample_zones, action="init")
-    from geo.impact import save_sites, sites_path
+    from geo.impact import save_sites
 
-    save_sites(farms().rename(columns={"编号": "site_id", "名称": "name"}), sites_path(store.path))
+    save_sites(farms().rename(columns={"编号": "site_id", "名称": "name"}), store)
     secret = "s" * 32
     try:
         with _client_for(tmp_path, tmp_path / "unused.geojson", webhook_url=f"http://127.0.0.1:{server.server_port}/hook",
@@ -153,7 +153,7 @@ def test_webhook_signs_retries_and_logs_each_new_version(tmp_path, sample_zones)
     assert headers["X-Zoning-Signature"] == expected
     notice = json.loads(body)
     assert notice["version"] == 2 and notice["previous"] == 1 and notice["impact"]["sites"] == 4
-    log = [json.loads(line) for line in log_path(store.path).read_text(encoding="utf-8").splitlines()]
+    log = delivery_log(store)
     assert [(e["version"], e["attempt"], e["status"], e["delivered"]) for e in log] == [(2, 1, 500, False),
                                                                                     (2, 2, 200, True)]
 

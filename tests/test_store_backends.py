@@ -12,11 +12,15 @@ import subprocess
 import sys
 import textwrap
 
+import geopandas as gpd
 import pytest
 import shapely
 
 from geo import schema
+from geo.digitise.drafts import Drafts
+from geo.digitise.sheets import SheetStore
 from geo.store import AuditEvent, StoreError, open_store, store_at
+from geo.users import Users
 from tests.conftest import REPO
 from tests.store_backends import BACKENDS, new_location
 
@@ -163,20 +167,71 @@ def test_store_copy_moves_a_geopackage_into_postgis_and_back_with_history(sample
     gpkg.save(edited, action="edit", author="alice", note="rename")
     gpkg.rollback(1, audit=AuditEvent(actor="bob", action="rollback", target="1"))
     gpkg.append_audit(AuditEvent(actor="bob", action="user.add", detail={"role": "editor"}))
+    sheet_sha = _fill_work_tables(gpkg)  # users, a session, a sheet, a published draft (version 4), a pending one
     pg_url = new_location("postgis", tmp_path, request)
     back_path = tmp_path / "back.gpkg"
     cli = [sys.executable, "-m", "api.cli", "store", "copy"]
     for src, dst in ((gpkg.location, pg_url), (pg_url, str(back_path))):
         done = subprocess.run([*cli, src, dst], cwd=REPO, capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stderr
-        assert "copied 3 version(s)" in done.stdout
-    expected = _history(gpkg)
-    assert _history(store_at(pg_url)) == expected
-    assert _history(store_at(back_path)) == expected
+        assert "copied 4 version(s)" in done.stdout
+    expected, expected_work = _history(gpkg), _work(gpkg)
+    assert set(expected_work) == {"users", "sessions", "sheets", "sheet_pages", "drafts", "sites", "webhook_log"}
+    assert all(expected_work[t] for t in ("users", "sessions", "sheets", "sheet_pages", "drafts", "sites"))
+    for copied in (store_at(pg_url), store_at(back_path)):
+        assert _history(copied) == expected
+        assert _work(copied) == expected_work
+        # The copy works as the original: passwords, tokens, sheets, the next draft number.
+        users, drafts = Users(copied), Drafts(copied)
+        assert users.check_password("ed", "a long password").name == "ed"
+        assert users.by_token(_TOKENS["rita"]).role == "reviewer"
+        assert SheetStore(copied).page_png(sheet_sha, 1).startswith(b"\x89PNG")
+        again = drafts.save("t-square", _square(0.01), {}, author="ed", role="editor")
+        assert again.id == 3 and [d.id for d in drafts.list()] == [3, 2, 1]
     # Into a store that already holds versions: refused (exit 2), nothing written.
     refused = subprocess.run([*cli, gpkg.location, pg_url], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert refused.returncode == 2 and "already holds versions" in refused.stderr
-    assert store_at(pg_url).head() == 3
+    assert store_at(pg_url).head() == 4
+
+
+_TOKENS: dict[str, str] = {}
+
+
+def _square(d: float):
+    return shapely.box(116.0 + d, 39.9 + d, 116.1 + d, 40.0 + d)
+
+
+def _fill_work_tables(store) -> str:
+    """Users (one with a password, a session), a sheet, a published and a pending draft."""
+    import io
+
+    from PIL import Image
+
+    users = Users(store)
+    for name, role in (("ed", "editor"), ("rita", "reviewer")):
+        _, _TOKENS[name] = users.add(name, role, password="a long password", actor="test")
+    users.start_session(users.get("ed"))
+    png = io.BytesIO()
+    Image.new("RGB", (40, 30), (215, 48, 31)).save(png, format="PNG")
+    sheet = SheetStore(store).add(png.getvalue(), "附图.png", uploaded_by="ed")
+    drafts = Drafts(store)
+    first = drafts.save("t-square", _square(0.0), {"sheet": {"sha256": sheet.sha256, "filename": "附图.png"}},
+                        author="ed", role="editor")
+    drafts.review(first.id, reviewer="rita", role="reviewer", approve=True)
+    drafts.save("t-square", _square(0.02), {}, author="ed", role="editor")
+    from geo.impact import save_sites
+
+    save_sites(gpd.GeoDataFrame({"site_id": ["F1"], "name": ["一号养殖场"], "head": [1200]},
+                                geometry=[shapely.Point(116.05, 39.95)], crs="EPSG:4326"), store)
+    return sheet.sha256
+
+
+def _work(store) -> dict:
+    """Every work-table row, bytes as bytes."""
+    from geo.store.copy import _work_rows
+
+    return {table: [{k: bytes(v) if isinstance(v, memoryview) else v for k, v in row.items()} for row in rows]
+            for table, rows in _work_rows(store).items()}
 
 
 @pytest.mark.postgis

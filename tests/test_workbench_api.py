@@ -1,5 +1,6 @@
 """The workbench API: roles per endpoint, sessions with CSRF, drafts reviewed by another
-user and published as one store version, and the audit log recording every write."""
+user and published as one store version, and the audit log recording every write — on the
+GeoPackage and on the PostGIS store (its work tables: ``geo.store.work``)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import shapely
 from geo.paths import BUNDLED_ZONES
 from geo.users import Users
 from tests.conftest import _client_for
+from tests.store_backends import BACKENDS, new_location
 from tests.synthetic_sheet import ZONE_COLOUR, make_sheet, spread_gcps
 
 TOKEN = "bootstrap-admin-token-for-tests"
@@ -22,10 +24,13 @@ def sheet():
     return make_sheet()
 
 
-@pytest.fixture
-def wb(tmp_path):
-    """Client plus one user per role; yields (client, {role: headers})."""
-    with _client_for(tmp_path, BUNDLED_ZONES, admin_token=TOKEN) as client:
+@pytest.fixture(params=BACKENDS)
+def wb(tmp_path, request):
+    """Client on each store backend plus one user per role; yields (client, {role: headers})."""
+    if request.param == "postgis":
+        request.applymarker(pytest.mark.postgis)
+    store = new_location(request.param, tmp_path, request)
+    with _client_for(tmp_path, BUNDLED_ZONES, admin_token=TOKEN, store=store) as client:
         users = Users(client.app.state.catalog.store)
         headers = {}
         for name, role in (("vera", "viewer"), ("ed", "editor"), ("rita", "reviewer"), ("rob", "reviewer"),

@@ -4,7 +4,8 @@ An editor logs in, picks the zone from the worklist, uploads the synthetic sheet
 4 control points (clicking the sheet, typing the coordinates printed on its kilometre
 grid: two in EPSG:4548, two in zone-prefixed Gauss-Krüger), picks the zone's colour on
 the sheet, auto-traces, saves the draft and cannot approve it; a reviewer approves it;
-``/v1/check`` inside the polygon then lists the zone with accuracy ``traced``.
+``/v1/check`` inside the polygon then lists the zone with accuracy ``traced``. On the
+GeoPackage and on the PostGIS store.
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ import httpx
 import numpy as np
 import pytest
 
-from geo.store import GeoPackageStore
+from geo.store import store_at
 from geo.users import Users
 from tests.browser import live_server
+from tests.store_backends import BACKENDS, new_location
 from tests.synthetic_sheet import make_sheet, spread_gcps
 from tests.test_map_browser import ARTIFACTS, Page, browser  # noqa: F401  (browser: a fixture)
 
@@ -24,16 +26,18 @@ ZONE = "mtg-jyq-ztsk-1"
 PASSWORD = "correct horse battery"
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
+@pytest.fixture(scope="module", params=BACKENDS)
+def server(tmp_path_factory, request):
     from api.app import create_app
     from api.settings import Settings
     from geo.paths import BUNDLED_ZONES
 
-    store = tmp_path_factory.mktemp("workbench-store") / "zones.gpkg"
+    if request.param == "postgis":
+        request.applymarker(pytest.mark.postgis)
+    store = new_location(request.param, tmp_path_factory.mktemp("workbench-store"), request)
     with live_server(create_app(Settings(store=store, seed=BUNDLED_ZONES, log_level="warning",
                                          admin_token="bootstrap-admin-token-for-browser"))) as base:
-        users = Users(GeoPackageStore(store))
+        users = Users(store_at(store))
         users.add("ed", "editor", password=PASSWORD, actor="test")
         users.add("rita", "reviewer", password=PASSWORD, actor="test")
         yield base

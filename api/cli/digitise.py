@@ -131,8 +131,8 @@ def publish(
     features = data.get("features", [data]) if isinstance(data, dict) else []
     geoms = [shapely.geometry.shape(f.get("geometry", f)) for f in features]
     trace_params = next((f.get("properties", {}).get("trace") for f in features if isinstance(f, dict)), None)
-    stored = sheets.SheetStore(_sheets_dir(zone_store, get_settings())).add(
-        sheet.read_bytes(), sheet.name, uploaded_by=user.name)
+    stored = sheets.SheetStore(zone_store, legacy_dir=sheets.legacy_folder(zone_store, get_settings().sheets_dir)).add(
+        sheet.read_bytes(), sheet.name, uploaded_by=user.name, role=user.role, client="cli")
     if fitted.sheet_sha256 and fitted.sheet_sha256 != stored.sha256:
         raise UserError(f"the georeference was fitted on another file (SHA-256 {fitted.sheet_sha256[:12]}…) "
                         f"than {sheet.name} ({stored.sha256[:12]}…)")
@@ -145,10 +145,6 @@ def publish(
         f" vs stated {check['stated_area_km2']} km² ({'within' if check['ok'] else 'OUTSIDE'} ±5 %)")
     console.print(f"draft {draft.id} of {zone} saved by {user.name}: {check['area_km2']} km²{stated}; "
                   f"waiting for review (`zoning review {draft.id} --approve`)", highlight=False)
-
-
-def _sheets_dir(zone_store, settings) -> Path:
-    return settings.sheets_dir or Path(zone_store.location).parent / "sheets"
 
 
 @app.command()

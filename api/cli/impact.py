@@ -39,12 +39,13 @@ def import_sites(
     store: Path | None = store_option(),
 ) -> None:
     """Replace the registered sites with the sites of FILE."""
+    from api.cli.common import cli_audit
     from geo import impact as gimpact
 
     sites = _read_sites(file, crs)
-    target = gimpact.sites_path(resolve_store(store).path)
-    gimpact.save_sites(sites, target)
-    console.print(f"{len(sites)} site(s) registered ({target.name})", highlight=False)
+    zone_store = resolve_store(store)
+    gimpact.save_sites(sites, zone_store, cli_audit("sites.replace", file.name, sites=len(sites)))
+    console.print(f"{len(sites)} site(s) registered in {zone_store.location}", highlight=False)
 
 
 @app.command("impact")
@@ -68,7 +69,7 @@ def impact(
 
     day = parse_as_of_field(as_of, "--as-of", "option")
     zone_store = resolve_store(store)
-    sites = _read_sites(sites_file, crs) if sites_file else gimpact.load_sites(gimpact.sites_path(zone_store.path))
+    sites = _read_sites(sites_file, crs) if sites_file else gimpact.load_sites(zone_store)
     if not len(sites):
         raise UserError("no sites: give --sites FILE or register them with `zoning sites import FILE`")
     for path, allowed in ((out, (".csv", ".gpkg")), (summary_out, (".html", ".pdf"))):

@@ -11,8 +11,11 @@ build report's tolerance (±5 %).
 States: ``pending`` (saved, waiting for review) -> ``published`` (a reviewer approved it:
 the store got a new version with author and reviewer recorded) or ``rejected`` (with the
 reviewer's comment; the editor may save it again, which makes it pending). The author can
-never review their own draft. Every state change is written to the audit log; publishing
-writes the version and its audit entry in one store transaction.
+never review their own draft. Every state change is written to the audit log in its own
+transaction; publishing writes the version, its audit entry and the draft marked published
+in one store transaction (``SQLStore.save(work=…)``), so a draft is published exactly when
+its version exists. The drafts table is one of the store's work tables (``geo.store.work``),
+the same on the GeoPackage and the PostGIS store.
 """
 
 from __future__ import annotations
@@ -26,7 +29,6 @@ import geopandas as gpd
 import shapely
 from shapely.geometry.base import BaseGeometry
 
-from geo import workdb
 from geo.crs import geodesic_area_m2
 from geo.digitise.worklist import zone_target
 from geo.schema import ZONE_COLUMNS, zones_from_records
@@ -34,15 +36,6 @@ from geo.store import AuditEvent, StoreBackend
 
 AREA_TOLERANCE = 0.05  # the build report's stated-vs-computed check
 STATES = ("pending", "rejected", "published")
-
-_DDL = """
-CREATE TABLE IF NOT EXISTS drafts (id INTEGER PRIMARY KEY AUTOINCREMENT, zone_id TEXT NOT NULL,
-    status TEXT NOT NULL, author TEXT NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL,
-    geometry TEXT NOT NULL, record TEXT NOT NULL, provenance TEXT NOT NULL, reviewer TEXT, comment TEXT,
-    reviewed_at TEXT, version INTEGER);
-CREATE INDEX IF NOT EXISTS drafts_zone ON drafts (zone_id, status)
-"""
-
 
 class DraftError(ValueError):
     """A draft that cannot be saved, reviewed or published; the message says why."""
@@ -140,17 +133,28 @@ def _polygonal(geometry: dict[str, Any] | BaseGeometry) -> BaseGeometry:
     return geom
 
 
+def _decide(tx, draft_id: int, status: str, reviewer: str, comment: str | None, version: int | None) -> None:
+    """Mark a pending draft reviewed, in the caller's transaction; refused if it is no longer pending."""
+    done = tx.execute("UPDATE drafts SET status = ?, reviewer = ?, comment = ?, reviewed_at = ?, version = ? "
+                      "WHERE id = ? AND status = 'pending'", (status, reviewer, comment, _now(), version, draft_id))
+    if not done.rowcount:
+        raise DraftError(f"draft {draft_id} was reviewed by someone else meanwhile")
+
+
 class Drafts:
     def __init__(self, store: StoreBackend):
         self.store = store
+        self.tables = store.work()
 
-    def _audit(self, action: str, draft: Draft, actor: str, role: str | None, client: str | None, **detail) -> None:
-        self.store.append_audit(AuditEvent(actor=actor, role=role, action=action, target=draft.zone_id,
-                                           detail={"draft": draft.id, **detail}, client=client))
+    @staticmethod
+    def _audit(tx, action: str, zone_id: str, draft_id: int, actor: str, role: str | None, client: str | None,
+               **detail) -> None:
+        tx.audit(AuditEvent(actor=actor, role=role, action=action, target=zone_id,
+                            detail={"draft": draft_id, **detail}, client=client))
 
     # -- reading ---------------------------------------------------------------------------
     def list(self, status: str | None = None, zone_id: str | None = None) -> list[Draft]:
-        with workdb.reading(self.store, "drafts") as db:
+        with self.tables.reading() as db:
             if db is None:
                 return []
             where = [c for c, v in (("status = ?", status), ("zone_id = ?", zone_id)) if v is not None]
@@ -159,7 +163,7 @@ class Drafts:
             return [_row(r) for r in db.execute(sql, params)]
 
     def get(self, draft_id: int) -> Draft:
-        with workdb.reading(self.store, "drafts") as db:
+        with self.tables.reading() as db:
             row = db.execute("SELECT * FROM drafts WHERE id = ?", (draft_id,)).fetchone() if db else None
         if row is None:
             raise DraftNotFoundError(f"there is no draft {draft_id}")
@@ -197,13 +201,13 @@ class Drafts:
         record.update(accuracy="traced", method=method_text(provenance))
         record["area_km2"] = area_check(geom, record.get("stated_area_km2"))["area_km2"]
         now = _now()
-        with workdb.writing(self.store, _DDL) as db:
+        with self.tables.writing() as db:
             if draft_id is None:
-                cur = db.execute("INSERT INTO drafts (zone_id, status, author, created_at, updated_at, geometry, "
-                                 "record, provenance) VALUES (?, 'pending', ?, ?, ?, ?, ?, ?)",
-                                 (zone_id, author, now, now, json.dumps(shapely.geometry.mapping(geom)),
-                                  json.dumps(record, ensure_ascii=False), json.dumps(provenance, ensure_ascii=False)))
-                draft_id = cur.lastrowid
+                draft_id = db.insert("INSERT INTO drafts (zone_id, status, author, created_at, updated_at, geometry, "
+                                     "record, provenance) VALUES (?, 'pending', ?, ?, ?, ?, ?, ?) RETURNING id",
+                                     (zone_id, author, now, now, json.dumps(shapely.geometry.mapping(geom)),
+                                      json.dumps(record, ensure_ascii=False),
+                                      json.dumps(provenance, ensure_ascii=False)))
             else:
                 row = db.execute("SELECT * FROM drafts WHERE id = ?", (draft_id,)).fetchone()
                 if row is None:
@@ -216,9 +220,8 @@ class Drafts:
                            "provenance = ?, reviewer = NULL, reviewed_at = NULL WHERE id = ?",
                            (now, json.dumps(shapely.geometry.mapping(geom)), json.dumps(record, ensure_ascii=False),
                             json.dumps(provenance, ensure_ascii=False), draft_id))
-        draft = self.get(draft_id)
-        self._audit("draft.save", draft, author, role, client, area_km2=record["area_km2"])
-        return draft
+            self._audit(db, "draft.save", zone_id, draft_id, author, role, client, area_km2=record["area_km2"])
+        return self.get(draft_id)
 
     def review(self, draft_id: int, *, reviewer: str, role: str | None, approve: bool, comment: str | None = None,
                client: str | None = None) -> Draft:
@@ -233,19 +236,12 @@ class Drafts:
         if not approve:
             if not (comment or "").strip():
                 raise DraftError("a rejection needs a comment telling the editor what to fix")
-            self._decide(draft_id, "rejected", reviewer, comment.strip(), None)
-            rejected = self.get(draft_id)
-            self._audit("draft.reject", rejected, reviewer, role, client, comment=comment.strip())
-            return rejected
+            with self.tables.writing() as db:
+                _decide(db, draft_id, "rejected", reviewer, comment.strip(), None)
+                self._audit(db, "draft.reject", draft.zone_id, draft_id, reviewer, role, client,
+                            comment=comment.strip())
+            return self.get(draft_id)
         return self._publish(draft, reviewer=reviewer, role=role, comment=comment, client=client)
-
-    def _decide(self, draft_id: int, status: str, reviewer: str, comment: str | None, version: int | None) -> None:
-        with workdb.writing(self.store, _DDL) as db:
-            done = db.execute("UPDATE drafts SET status = ?, reviewer = ?, comment = ?, reviewed_at = ?, version = ? "
-                              "WHERE id = ? AND status = 'pending'",
-                              (status, reviewer, comment, _now(), version, draft_id)).rowcount
-            if not done:
-                raise DraftError(f"draft {draft_id} was reviewed by someone else meanwhile")
 
     def _publish(self, draft: Draft, *, reviewer: str, role: str | None, comment: str | None,
                  client: str | None) -> Draft:
@@ -258,11 +254,11 @@ class Drafts:
         rows.append({**record, "geometry": draft.shape})
         new = zones_from_records(rows)
         sheet = draft.provenance.get("sheet") or {}
-        version = self.store.save(
-                new, action="publish", author=f"{draft.author} (reviewer {reviewer})",
+        self.store.save(
+            new, action="publish", author=f"{draft.author} (reviewer {reviewer})",
             source=sheet.get("filename"), source_sha256=sheet.get("sha256"), base_version=info.version,
             note=f"workbench draft {draft.id}: {draft.zone_id} traced by {draft.author}, approved by {reviewer}",
             audit=AuditEvent(actor=reviewer, role=role, action="publish", target=draft.zone_id, client=client,
-                             detail={"draft": draft.id, "author": draft.author, "comment": comment}))
-        self._decide(draft.id, "published", reviewer, comment, version.version)
+                             detail={"draft": draft.id, "author": draft.author, "comment": comment}),
+            work=lambda tx, info: _decide(tx, draft.id, "published", reviewer, comment, info.version))
         return self.get(draft.id)

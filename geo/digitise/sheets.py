@@ -10,10 +10,19 @@ which is what the georeferencing, tracing and the browser work on.
 Limits: bytes (the service's upload limit) and pixels per page (a decompression bomb of
 a 100 000 × 100 000 PNG is refused before it is decoded). Every refusal is a
 :class:`SheetError` naming the problem.
+
+Sheets are kept in the zone store's work tables (``geo.store.work``: ``sheets`` with the
+original bytes, ``sheet_pages`` with each page's PNG render), in the GeoPackage file or the
+PostGIS database: every replica of a PostGIS deployment serves the same sheets, and one
+backup (or ``zoning store copy``) holds them with the drafts that cite them. A sheet, its
+pages and its audit entry are written in one transaction, so a listed sheet is complete.
+Sheets an earlier release kept in a folder (``<sha>/sheet.json``, ``original.*``,
+``page-<n>.png``) are moved into the store the first time they are asked for.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import io
@@ -27,7 +36,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFile, UnidentifiedImageError
 
-from geo.atomic import write_atomically
+from geo.store import AuditEvent, StoreBackend
 
 # Magic numbers of the accepted formats -> (media type, file suffix).
 _MAGIC: tuple[tuple[bytes, str, str], ...] = (
@@ -188,60 +197,117 @@ def _png_bytes(image: Image.Image) -> bytes:
     return out.getvalue()
 
 
+_SHEET_COLUMNS = ("sha256", "filename", "media_type", "size_bytes", "pages", "uploaded_at", "uploaded_by", "dpi",
+                  "extra")
+
+
+def _sheet(row: dict) -> Sheet:
+    return Sheet(**{**row, "pages": json.loads(row["pages"]), "extra": json.loads(row["extra"])})
+
+
+def _check_sha(sha256: str) -> str:
+    if len(sha256) != SHA256_LEN or any(c not in "0123456789abcdef" for c in sha256):
+        raise SheetNotFoundError(f"{sha256!r} is not a sheet id (a 64-digit lowercase SHA-256)")
+    return sha256
+
+
+def legacy_folder(store: StoreBackend, configured: str | os.PathLike[str] | None) -> Path | None:
+    """Where an earlier release kept this store's sheets: ``configured`` (``ZONING_SHEETS_DIR``),
+    else ``sheets`` beside a store file; None for a database store without that setting."""
+    if configured:
+        return Path(configured)
+    path = getattr(store, "path", None)  # a store file (GeoPackage); a database has none
+    return Path(path).parent / "sheets" if path is not None else None
+
+
 class SheetStore:
-    """Sheets under ``root``: ``<sha>/original<suffix>``, ``<sha>/sheet.json``,
-    ``<sha>/page-<n>.png``. Written page renders first and metadata last, so a sheet
-    whose ``sheet.json`` exists is complete."""
+    """The sheets of one zone store (see the module docstring). ``legacy_dir``: the folder
+    an earlier release kept sheets in, read once per sheet and then no more."""
 
-    def __init__(self, root: str | os.PathLike[str], limits: SheetLimits = SheetLimits()):
-        self.root = Path(root)
+    def __init__(self, store: StoreBackend, limits: SheetLimits = SheetLimits(),
+                 legacy_dir: str | os.PathLike[str] | None = None):
+        self.tables = store.work()
         self.limits = limits
+        self.legacy_dir = Path(legacy_dir) if legacy_dir else None
 
-    def _dir(self, sha256: str) -> Path:
-        if len(sha256) != SHA256_LEN or any(c not in "0123456789abcdef" for c in sha256):
-            raise SheetNotFoundError(f"{sha256!r} is not a sheet id (a 64-digit lowercase SHA-256)")
-        return self.root / sha256
+    def _insert(self, sheet: Sheet, data: bytes, pngs: list[bytes], event: AuditEvent) -> None:
+        with self.tables.writing() as tx:
+            if tx.execute("SELECT 1 FROM sheets WHERE sha256 = ?", (sheet.sha256,)).fetchone():
+                return  # stored meanwhile by another upload of the same bytes
+            row = {**sheet.as_dict(), "pages": json.dumps(sheet.pages), "extra": json.dumps(sheet.extra)}
+            tx.execute(f"INSERT INTO sheets ({', '.join(_SHEET_COLUMNS)}, original) VALUES "
+                       f"({', '.join('?' for _ in _SHEET_COLUMNS)}, ?)", (*(row[c] for c in _SHEET_COLUMNS), data))
+            for page, png in enumerate(pngs, start=1):
+                tx.execute("INSERT INTO sheet_pages (sha256, page, png) VALUES (?, ?, ?)", (sheet.sha256, page, png))
+            tx.audit(event)
 
-    def add(self, data: bytes, filename: str, uploaded_by: str) -> Sheet:
+    def add(self, data: bytes, filename: str, uploaded_by: str, *, role: str | None = None,
+            client: str | None = None) -> Sheet:
         """Store ``data`` (validated and rendered); returns the sheet, also when already stored."""
         sha = hashlib.sha256(data).hexdigest()
-        if (self._dir(sha) / "sheet.json").exists():
-            return self.get(sha)
+        found = self._find(sha)
+        if found is not None:
+            return found
         pages = render_pages(data, self.limits)
-        media_type, suffix = sniff(data)
-        folder = self._dir(sha)
-        folder.mkdir(parents=True, exist_ok=True)
-        write_atomically(folder / f"original{suffix}", data)
-        for i, image in enumerate(pages, start=1):
-            write_atomically(folder / f"page-{i}.png", _png_bytes(image))
+        media_type, _ = sniff(data)
         sheet = Sheet(
             sha256=sha, filename=filename, media_type=media_type, size_bytes=len(data),
             pages=[[im.width, im.height] for im in pages],
             uploaded_at=dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
             uploaded_by=uploaded_by, dpi=self.limits.dpi if media_type == "application/pdf" else None)
-        write_atomically(folder / "sheet.json", json.dumps(sheet.as_dict(), ensure_ascii=False).encode())
-        return sheet
+        self._insert(sheet, data, [_png_bytes(image) for image in pages], AuditEvent(
+            actor=uploaded_by, role=role, action="sheet.upload", target=sha, client=client,
+            detail={"filename": filename, "media_type": media_type, "size_bytes": len(data),
+                    "pages": len(pages)}))
+        return self.get(sha)
+
+    def _find(self, sha256: str) -> Sheet | None:
+        with self.tables.reading() as tx:
+            row = tx and tx.execute(f"SELECT {', '.join(_SHEET_COLUMNS)} FROM sheets WHERE sha256 = ?",
+                                    (sha256,)).fetchone()
+        return None if row is None else _sheet(row)
+
+    def _adopt(self, sha256: str) -> Sheet | None:
+        """A sheet of the earlier release's folder, moved into the store (None if not there)."""
+        folder = self.legacy_dir / sha256 if self.legacy_dir else None
+        if folder is None or not (folder / "sheet.json").is_file():
+            return None
+        sheet = Sheet(**json.loads((folder / "sheet.json").read_text(encoding="utf-8")))
+        original = next(folder.glob("original.*"))
+        pngs = [(folder / f"page-{i}.png").read_bytes() for i in range(1, len(sheet.pages) + 1)]
+        self._insert(sheet, original.read_bytes(), pngs, AuditEvent(
+            actor="zoning", action="sheet.adopt", target=sha256,
+            detail={"filename": sheet.filename, "uploaded_by": sheet.uploaded_by}))
+        return self._find(sha256)
 
     def get(self, sha256: str) -> Sheet:
-        meta = self._dir(sha256) / "sheet.json"
-        if not meta.exists():
+        sheet = self._find(_check_sha(sha256)) or self._adopt(sha256)
+        if sheet is None:
             raise SheetNotFoundError(f"no sheet {sha256[:12]}… is stored; upload it first")
-        return Sheet(**json.loads(meta.read_text(encoding="utf-8")))
+        return sheet
 
     def list(self) -> list[Sheet]:
-        if not self.root.exists():
-            return []
-        return sorted((self.get(p.parent.name) for p in self.root.glob("*/sheet.json")),
-                      key=lambda s: s.uploaded_at, reverse=True)
+        """Every stored sheet, newest first (with those of an earlier release's folder)."""
+        if self.legacy_dir is not None and self.legacy_dir.is_dir():
+            for meta in self.legacy_dir.glob("*/sheet.json"):
+                with contextlib.suppress(SheetNotFoundError):
+                    self.get(meta.parent.name)
+        with self.tables.reading() as tx:
+            rows = [] if tx is None else tx.execute(
+                f"SELECT {', '.join(_SHEET_COLUMNS)} FROM sheets ORDER BY uploaded_at DESC, sha256").fetchall()
+        return [_sheet(r) for r in rows]
 
-    def page_path(self, sha256: str, page: int = 1) -> Path:
+    def page_png(self, sha256: str, page: int = 1) -> bytes:
+        """The page's PNG render."""
         sheet = self.get(sha256)
         check_page(page, len(sheet.pages))
-        return self._dir(sha256) / f"page-{page}.png"
+        with self.tables.reading() as tx:
+            row = tx.execute("SELECT png FROM sheet_pages WHERE sha256 = ? AND page = ?", (sha256, page)).fetchone()
+        return bytes(row["png"])
 
     def page_array(self, sha256: str, page: int = 1) -> np.ndarray:
         """The page render as an (height, width, 3) uint8 array."""
-        with Image.open(self.page_path(sha256, page)) as image:
+        with Image.open(io.BytesIO(self.page_png(sha256, page))) as image:
             return np.asarray(image.convert("RGB"))
 
 

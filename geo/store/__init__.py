@@ -1,7 +1,9 @@
 """The zone store: a versioned zone table with history, rollback and an audit log.
 
 ``base.StoreBackend`` is the interface; ``gpkg.GeoPackageStore`` the default backend (one
-GeoPackage file, every write one SQLite transaction). Callers open a store with
+GeoPackage file, every write one SQLite transaction) and ``postgis.PostGISStore`` the
+database one, both built on ``sql.SQLStore``. The workbench's tables live in the same
+database behind ``work.WorkTables`` (``store.work()``). Callers open a store with
 :func:`open_store` and use only the interface.
 """
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import abc
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -138,9 +139,12 @@ class StoreBackend(abc.ABC):
     @abc.abstractmethod
     def save(self, zones: gpd.GeoDataFrame, *, action: str, author: str = "zoning",
              source: str | None = None, source_sha256: str | None = None, note: str | None = None,
-             base_version: int | None = None, audit: AuditEvent | None = None) -> VersionInfo:
+             base_version: int | None = None, audit: AuditEvent | None = None,
+             work: Callable[[Any, VersionInfo], None] | None = None) -> VersionInfo:
         """Validate ``zones`` (areas recomputed geodesically) and write them as the next
-        version, with ``audit`` (if given) in the same transaction.
+        version, with ``audit`` (if given) in the same transaction, and ``work(tx, info)``
+        (if given) writing the work tables there too (``work.WorkTx``): whatever it raises
+        undoes the version.
 
         ``base_version``: the version ``zones`` were derived from (0: the store must be
         empty); if another writer got in first, raise :class:`StoreError` instead of
@@ -153,6 +157,11 @@ class StoreBackend(abc.ABC):
         zones = self.load(version)
         return self.save(zones, action="rollback", author=author, note=f"rollback to version {version}",
                          audit=audit)
+
+    @abc.abstractmethod
+    def work(self) -> Any:
+        """The workbench's tables (users, sessions, sheets, drafts, sites) in this store's
+        database: a ``work.WorkTables``."""
 
     def upgrade(self) -> bool:
         """Bring a store of an earlier layout up to date (one transaction); True if it did."""

@@ -47,8 +47,9 @@ import pyproj
 import shapely
 
 from geo import schema
-from geo.store.base import AuditEntry, AuditEvent, StoreBackend, StoreError, VersionInfo
-from geo.store.changes import content_hash, diff_zones, with_computed_area
+from geo.store.base import StoreError, VersionInfo
+from geo.store.sql import SQLStore
+from geo.store.work import SQLiteWorkTables
 
 CURRENT_LAYER = "zones"
 HISTORY_LAYER = "zone_history"
@@ -61,9 +62,6 @@ _COLUMNS = schema.ZONE_COLUMNS
 _COLS = ", ".join(f'"{c}"' for c in _COLUMNS)
 _MARKS = ", ".join("?" for _ in _COLUMNS)
 _COLUMN_DDL = ", ".join(f'"{c}" {"REAL" if c in schema.FLOAT_COLUMNS else "TEXT"}' for c in _COLUMNS)
-_VERSION_FIELDS = ("version", "data_version", "created_at", "author", "action", "source", "source_sha256",
-                   "zone_count", "summary", "note")
-_AUDIT_FIELDS = ("id", "at", "actor", "role", "action", "target", "detail", "client", "version")
 
 
 def _before_commit() -> None:
@@ -152,10 +150,6 @@ def decode_rows(rows: Sequence[Sequence[Any]], *, validate: bool = True) -> gpd.
     if validate:
         schema.validate_zones(zones)
     return zones
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
 
 
 # -- schema -----------------------------------------------------------------------------------
@@ -306,17 +300,7 @@ def _update_contents(db: sqlite3.Connection, zones: gpd.GeoDataFrame) -> None:
                     now, HISTORY_LAYER))
 
 
-def _insert_audit(db: sqlite3.Connection, event: AuditEvent, version: int | None) -> AuditEntry:
-    at = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
-    detail = json.dumps(event.detail, ensure_ascii=False, sort_keys=True)
-    cur = db.execute("INSERT INTO audit (at, actor, role, action, target, detail, client, version) "
-                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                     (at, event.actor, event.role, event.action, event.target, detail, event.client, version))
-    return AuditEntry(id=cur.lastrowid, at=at, actor=event.actor, role=event.role, action=event.action,
-                      target=event.target, detail=json.loads(detail), client=event.client, version=version)
-
-
-class GeoPackageStore(StoreBackend):
+class GeoPackageStore(SQLStore):
     """Versioned zone table in one GeoPackage file (see the module docstring for the layout)."""
 
     def __init__(self, path: str | os.PathLike[str]):
@@ -379,6 +363,9 @@ class GeoPackageStore(StoreBackend):
         finally:
             db.close()
 
+    def work(self) -> SQLiteWorkTables:
+        return SQLiteWorkTables(self)
+
     def close(self) -> None:
         """Close the connection kept for :meth:`head`."""
         if self._head_db is not None:
@@ -386,9 +373,6 @@ class GeoPackageStore(StoreBackend):
             self._head_db = None
 
     # -- reading ---------------------------------------------------------------------------------
-    def exists(self) -> bool:
-        return self.head() > 0
-
     def head(self) -> int:
         if not self.path.exists():
             return 0
@@ -400,102 +384,19 @@ class GeoPackageStore(StoreBackend):
             except sqlite3.OperationalError:  # an empty file: no versions table yet
                 return 0
 
-    def versions(self) -> list[VersionInfo]:
-        with self._reading() as db:
-            rows = db.execute(f"SELECT {', '.join(_VERSION_FIELDS)} FROM versions ORDER BY version").fetchall()
-        return [VersionInfo(*row) for row in rows]
-
-    def _info(self, db: sqlite3.Connection, number: int | None) -> VersionInfo | None:
-        if number is not None and not 0 < number < 2**63:  # SQLite integers are 64-bit: no such version
-            return None
-        sql = f"SELECT {', '.join(_VERSION_FIELDS)} FROM versions "
-        row = db.execute(sql + ("ORDER BY version DESC LIMIT 1" if number is None else "WHERE version = ?"),
-                         () if number is None else (number,)).fetchone()
-        return None if row is None else VersionInfo(*row)
-
-    def _absent(self, db: sqlite3.Connection, number: int, wording: str) -> StoreError:
-        last = db.execute("SELECT max(version) FROM versions").fetchone()[0]
-        known = f"versions are 1 to {last}" if last else "it holds no version yet"
-        return StoreError(wording.format(number=number, path=self.path) + f"; {known}")
-
-    def version(self, number: int) -> VersionInfo:
-        with self._reading() as db:
-            info = self._info(db, number)
-            if info is None:
-                raise self._absent(db, number, "no version {number} in {path}")
-        return info
-
-    def current(self) -> VersionInfo:
-        with self._reading() as db:
-            info = self._info(db, None)
-        if info is None:
-            raise self._missing()
-        return info
-
-    def snapshot(self, version: int | None = None) -> tuple[gpd.GeoDataFrame, VersionInfo]:
-        with self._reading() as db:
-            info = self._info(db, version)
-            if info is None:
-                if version is None:
-                    raise self._missing()
-                raise self._absent(db, version, "version {number} is not in {path}")
-            if version is None:  # the open rows: an index lookup, same result as the view at head
-                rows = db.execute(f'SELECT {_COLS}, geom FROM "{HISTORY_LAYER}" WHERE valid_to IS NULL '
-                                  "ORDER BY ordinal, fid").fetchall()
-            else:
-                rows = db.execute(f'SELECT {_COLS}, geom FROM "{BY_VERSION_VIEW}" WHERE version = ? '
-                                  "ORDER BY ordinal, fid", (version,)).fetchall()
-        return decode_rows(rows), info
+    def _zone_rows(self, db: sqlite3.Connection, version: int | None) -> list[tuple]:
+        if version is None:  # the open rows: an index lookup, same result as the view at head
+            return db.execute(f'SELECT {_COLS}, geom FROM "{HISTORY_LAYER}" WHERE valid_to IS NULL '
+                              "ORDER BY ordinal, fid").fetchall()
+        return db.execute(f'SELECT {_COLS}, geom FROM "{BY_VERSION_VIEW}" WHERE version = ? '
+                          "ORDER BY ordinal, fid", (version,)).fetchall()
 
     # -- writing ---------------------------------------------------------------------------------
-    def save(self, zones: gpd.GeoDataFrame, *, action: str, author: str = "zoning",
-             source: str | None = None, source_sha256: str | None = None, note: str | None = None,
-             base_version: int | None = None, audit: AuditEvent | None = None) -> VersionInfo:
-        zones = with_computed_area(schema.normalize_zones(zones))
-        schema.validate_zones(zones)
-        rows = encode_rows(zones)
-        digest = content_hash(zones)
-        self.upgrade()
-        with self._writing() as db:
-            head = db.execute("SELECT max(version) FROM versions").fetchone()[0] or 0
-            if base_version is not None and head != base_version:
-                raise StoreError(f"the store changed while this change was prepared (version {head} is "
-                                 f"current, the change was based on {base_version}); run it again")
-            number = head + 1
-            ids, before = _write_rows(db, number, rows)
-            touched = set(ids["touched"])
-            after = zones[zones["zone_id"].isin(touched)]
-            changed = diff_zones(decode_rows(before, validate=False), after)["changed"] if touched else []
-            summary = {"added": ids["added"], "removed": ids["removed"], "changed": changed}
-            info = VersionInfo(version=number, data_version=f"v{number}-{digest[:8]}", created_at=_now(),
-                               author=author, action=action, source=source, source_sha256=source_sha256,
-                               zone_count=len(zones), summary=json.dumps(summary, ensure_ascii=False), note=note)
-            db.execute(f"INSERT INTO versions ({', '.join(_VERSION_FIELDS)}) VALUES "
-                       f"({', '.join('?' for _ in _VERSION_FIELDS)})", [getattr(info, f) for f in _VERSION_FIELDS])
-            _update_contents(db, zones)
-            if audit is not None:
-                _insert_audit(db, audit, number)
-        return info
+    def _write_rows(self, db: sqlite3.Connection, number: int, rows: list[tuple]):
+        return _write_rows(db, number, rows)
 
-    # -- audit log -------------------------------------------------------------------------------
-    def append_audit(self, event: AuditEvent) -> AuditEntry:
-        self.upgrade()
-        with self._writing() as db:
-            return _insert_audit(db, event, None)
-
-    def audit(self, limit: int = 100, *, before: int | None = None, actor: str | None = None,
-              action: str | None = None) -> list[AuditEntry]:
-        where, params = [], []
-        for clause, value in (("id < ?", before), ("actor = ?", actor), ("action = ?", action)):
-            if value is not None:
-                where.append(clause)
-                params.append(value)
-        sql = (f"SELECT {', '.join(_AUDIT_FIELDS)} FROM audit {'WHERE ' + ' AND '.join(where) if where else ''} "
-               "ORDER BY id DESC LIMIT ?")
-        with self._reading() as db:
-            rows = db.execute(sql, (*params, int(limit))).fetchall()
-        return [AuditEntry(**{**dict(zip(_AUDIT_FIELDS, r, strict=True)), "detail": json.loads(r[6])})
-                for r in rows]
+    def _after_save(self, db: sqlite3.Connection, info: VersionInfo, zones: gpd.GeoDataFrame) -> None:
+        _update_contents(db, zones)
 
     # -- the earlier layout ------------------------------------------------------------------------
     def upgrade(self) -> bool:

@@ -36,8 +36,6 @@ versions, summaries and ``data_version`` in both.
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
-import json
 import re
 import struct
 import threading
@@ -48,9 +46,10 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import geopandas as gpd
 
 from geo import paths, schema
-from geo.store.base import AuditEntry, AuditEvent, StoreBackend, StoreError, VersionInfo
-from geo.store.changes import content_hash, diff_zones, with_computed_area
-from geo.store.gpkg import _wkb, decode_rows, encode_rows
+from geo.store.base import StoreError, VersionInfo
+from geo.store.gpkg import _wkb
+from geo.store.sql import SQLStore
+from geo.store.work import PostgresWorkTables
 
 SCHEMES = ("postgresql://", "postgres://")
 CHANNEL = "zoning_versions"
@@ -60,13 +59,12 @@ SRID = 4326
 POLL_S = 0.5
 # How long a writer waits for another writer's transaction before giving up.
 LOCK_TIMEOUT = "60s"
+# Connections of finished reads kept open for the next reads, per store object.
+IDLE_CONNECTIONS = 4
 
 _COLUMNS = schema.ZONE_COLUMNS
 _COLS = ", ".join(f'"{c}"' for c in _COLUMNS)
 _COLUMN_DDL = ", ".join(f'"{c}" {"double precision" if c in schema.FLOAT_COLUMNS else "text"}' for c in _COLUMNS)
-_VERSION_FIELDS = ("version", "data_version", "created_at", "author", "action", "source", "source_sha256",
-                   "zone_count", "summary", "note")
-_AUDIT_FIELDS = ("id", "at", "actor", "role", "action", "target", "detail", "client", "version")
 _NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 # A GeoPackage blob header with no envelope (little-endian, SRS 4326): wraps PostGIS WKB so
 # the GeoPackage backend's row decoding is reused byte for byte.
@@ -116,17 +114,19 @@ def _ddl(s: str) -> str:
     """
 
 
-def _now() -> str:
-    return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
-
-
 def _blob(wkb: bytes | None) -> bytes | None:
     """PostGIS WKB as a GeoPackage blob, for ``gpkg.decode_rows``."""
     return None if wkb is None else _GP_HEADER + bytes(wkb)
 
 
-class PostGISStore(StoreBackend):
+class PostGISStore(SQLStore):
     """Versioned zone table in a PostGIS database (see the module docstring for the layout)."""
+
+    MARK = "%s"
+    MAX_VERSION = 2**31  # the version column is an integer
+
+    def _table(self, name: str) -> str:
+        return f"{self.schema}.{name}"
 
     def __init__(self, url: str):
         import psycopg  # the `postgis` extra; imported here so a GeoPackage deployment never needs it
@@ -152,6 +152,8 @@ class PostGISStore(StoreBackend):
         self._listened_head: int | None = None  # None: the listener is not (yet) in step
         self._stop = threading.Event()
         self._advance_lock = threading.Lock()
+        self._idle: list[Any] = []  # connections of finished reads, kept for the next ones
+        self._idle_lock = threading.Lock()
 
     # -- connections and transactions ------------------------------------------------------------
     def connect(self, **kwargs):
@@ -167,42 +169,87 @@ class PostGISStore(StoreBackend):
         return StoreError(f"zone store {self.location} (schema {self.schema}) holds no version; run `zoning serve` "
                           "or `zoning info` once to create it from the bundled zones, or `zoning store copy`")
 
+    def _begin(self, statement: str) -> Any:
+        """A connection with ``statement`` (a BEGIN) run on it: one kept idle from an earlier
+        transaction when there is one (at most ``IDLE_CONNECTIONS`` are kept), else a new one.
+        A new connection costs more than most reads (the workbench's token check: 20 ms with a
+        new connection, 1.6 ms on a kept one, ``benchmarks/bench_worktables.py``). A kept
+        connection the server dropped is replaced."""
+        with self._idle_lock:
+            db = self._idle.pop() if self._idle else None
+        if db is not None:
+            try:
+                db.execute(statement)
+                return db
+            except self._psycopg.OperationalError:
+                db.close()
+        db = self.connect(autocommit=True)
+        try:
+            db.execute(statement)
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def _release(self, db) -> None:
+        """Keep ``db`` idle for the next transaction (ending any still open), or close it."""
+        if db.closed:
+            return
+        if db.info.transaction_status != self._psycopg.pq.TransactionStatus.IDLE:
+            try:
+                db.execute("ROLLBACK")
+            except self._psycopg.Error:
+                db.close()
+                return
+        with self._idle_lock:
+            if len(self._idle) < IDLE_CONNECTIONS and not self._stop.is_set():
+                self._idle.append(db)
+                return
+        db.close()
+
     @contextlib.contextmanager
     def _reading(self) -> Iterator[Any]:
         """One read-only REPEATABLE READ transaction: every query sees the same committed state."""
-        with self.connect(autocommit=True) as db:
-            db.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            try:
-                if not self._has_schema(db):
-                    raise self._missing()
-                yield db
-            finally:
-                db.execute("ROLLBACK")
+        db = self._begin("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        try:
+            if not self._has_schema(db):
+                raise self._missing()
+            yield db
+        finally:
+            self._release(db)
 
     @contextlib.contextmanager
     def _writing(self) -> Iterator[Any]:
         """One write transaction under the writer lock; COMMIT only if the block succeeds."""
-        with self.connect(autocommit=True) as db:
-            db.execute("BEGIN")
-            try:
-                db.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
-                # Serialise schema creation too: two servers starting on an empty database.
-                db.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"zoning:{self.schema}",))
-                if not self._has_schema(db):
-                    db.execute(_ddl(self.schema))
-                db.execute(f"LOCK TABLE {self.schema}.versions IN SHARE ROW EXCLUSIVE MODE")
-                yield db
-                _before_commit()
-                db.execute("COMMIT")
-            except BaseException:
-                if not db.closed:
-                    db.execute("ROLLBACK")
-                raise
+        db = self._begin("BEGIN")
+        try:
+            db.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
+            # Serialise schema creation too: two servers starting on an empty database.
+            db.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"zoning:{self.schema}",))
+            if not self._has_schema(db):
+                db.execute(_ddl(self.schema))
+            db.execute(f"LOCK TABLE {self.schema}.versions IN SHARE ROW EXCLUSIVE MODE")
+            yield db
+            _before_commit()
+            db.execute("COMMIT")
+        except BaseException:
+            if not db.closed:
+                db.execute("ROLLBACK")
+            raise
+        finally:
+            self._release(db)
+
+    def work(self) -> PostgresWorkTables:
+        return PostgresWorkTables(self)
 
     def close(self) -> None:
-        """Close the connection kept for :meth:`head` and stop the listener."""
+        """Close the connections kept for :meth:`head` and for reads, and stop the listener."""
         self._stop.set()
         self._listened_head = None
+        with self._idle_lock:
+            idle, self._idle = self._idle, []
+        for db in idle:
+            db.close()
         if self._head_db is not None:
             self._head_db.close()
             self._head_db = None
@@ -243,9 +290,6 @@ class PostGISStore(StoreBackend):
         return db.execute(f"SELECT max(version) FROM {self.schema}.versions").fetchone()[0] or 0
 
     # -- reading ---------------------------------------------------------------------------------
-    def exists(self) -> bool:
-        return self.head() > 0
-
     def head(self) -> int:
         """The current version: from the listener when it is in step, else one query."""
         if self._listener is None:
@@ -265,53 +309,14 @@ class PostGISStore(StoreBackend):
                         raise
         return 0
 
-    def versions(self) -> list[VersionInfo]:
-        with self._reading() as db:
-            rows = db.execute(f"SELECT {', '.join(_VERSION_FIELDS)} FROM {self.schema}.versions "
-                              "ORDER BY version").fetchall()
-        return [VersionInfo(*row) for row in rows]
-
-    def _info(self, db, number: int | None) -> VersionInfo | None:
-        if number is not None and not 0 < number < 2**31:  # the version column is an integer
-            return None
-        sql = f"SELECT {', '.join(_VERSION_FIELDS)} FROM {self.schema}.versions "
-        row = db.execute(sql + ("ORDER BY version DESC LIMIT 1" if number is None else "WHERE version = %s"),
-                         () if number is None else (number,)).fetchone()
-        return None if row is None else VersionInfo(*row)
-
-    def _absent(self, db, number: int, wording: str) -> StoreError:
-        last = db.execute(f"SELECT max(version) FROM {self.schema}.versions").fetchone()[0]
-        known = f"versions are 1 to {last}" if last else "it holds no version yet"
-        return StoreError(wording.format(number=number, path=self.location) + f"; {known}")
-
-    def version(self, number: int) -> VersionInfo:
-        with self._reading() as db:
-            info = self._info(db, number)
-            if info is None:
-                raise self._absent(db, number, "no version {number} in {path}")
-        return info
-
-    def current(self) -> VersionInfo:
-        with self._reading() as db:
-            info = self._info(db, None)
-        if info is None:
-            raise self._missing()
-        return info
-
-    def snapshot(self, version: int | None = None) -> tuple[gpd.GeoDataFrame, VersionInfo]:
-        with self._reading() as db:
-            info = self._info(db, version)
-            if info is None:
-                if version is None:
-                    raise self._missing()
-                raise self._absent(db, version, "version {number} is not in {path}")
-            if version is None:
-                rows = db.execute(f"SELECT {_COLS}, ST_AsBinary(geom, 'NDR') FROM {self.schema}.zone_history "
-                                  "WHERE valid_to IS NULL ORDER BY ordinal, fid").fetchall()
-            else:
-                rows = db.execute(f"SELECT {_COLS}, ST_AsBinary(geom, 'NDR') FROM {self.schema}.zones_by_version "
-                                  "WHERE version = %s ORDER BY ordinal, fid", (version,)).fetchall()
-        return decode_rows([(*r[:-1], _blob(r[-1])) for r in rows]), info
+    def _zone_rows(self, db, version: int | None) -> list[tuple]:
+        if version is None:
+            rows = db.execute(f"SELECT {_COLS}, ST_AsBinary(geom, 'NDR') FROM {self.schema}.zone_history "
+                              "WHERE valid_to IS NULL ORDER BY ordinal, fid").fetchall()
+        else:
+            rows = db.execute(f"SELECT {_COLS}, ST_AsBinary(geom, 'NDR') FROM {self.schema}.zones_by_version "
+                              "WHERE version = %s ORDER BY ordinal, fid", (version,)).fetchall()
+        return [(*r[:-1], _blob(r[-1])) for r in rows]
 
     # -- writing ---------------------------------------------------------------------------------
     def _write_rows(self, db, number: int, rows: list[tuple]) -> tuple[dict[str, list[str]], list[tuple]]:
@@ -334,37 +339,12 @@ class PostGISStore(StoreBackend):
                             [(number, new[z][0], *new[z][1]) for z in ids["added"] + ids["touched"]])
         return ids, [(*current[z][1][:-1], _blob(current[z][1][-1])) for z in ids["touched"]]
 
-    def save(self, zones: gpd.GeoDataFrame, *, action: str, author: str = "zoning",
-             source: str | None = None, source_sha256: str | None = None, note: str | None = None,
-             base_version: int | None = None, audit: AuditEvent | None = None) -> VersionInfo:
-        zones = with_computed_area(schema.normalize_zones(zones))
-        schema.validate_zones(zones)
-        rows = encode_rows(zones)
-        digest = content_hash(zones)
-        with self._writing() as db:
-            head = db.execute(f"SELECT max(version) FROM {self.schema}.versions").fetchone()[0] or 0
-            if base_version is not None and head != base_version:
-                raise StoreError(f"the store changed while this change was prepared (version {head} is "
-                                 f"current, the change was based on {base_version}); run it again")
-            number = head + 1
-            # The version row first: zone_history rows and audit entries refer to it.
-            info = VersionInfo(version=number, data_version=f"v{number}-{digest[:8]}", created_at=_now(),
-                               author=author, action=action, source=source, source_sha256=source_sha256,
-                               zone_count=len(zones), summary="", note=note)
-            ids, before = self._write_rows(db, number, rows)
-            touched = set(ids["touched"])
-            after = zones[zones["zone_id"].isin(touched)]
-            changed = diff_zones(decode_rows(before, validate=False), after)["changed"] if touched else []
-            summary = {"added": ids["added"], "removed": ids["removed"], "changed": changed}
-            info = VersionInfo(**{**info.__dict__, "summary": json.dumps(summary, ensure_ascii=False)})
-            db.execute(f"INSERT INTO {self.schema}.versions ({', '.join(_VERSION_FIELDS)}) VALUES "
-                       f"({', '.join('%s' for _ in _VERSION_FIELDS)})", [getattr(info, f) for f in _VERSION_FIELDS])
-            if audit is not None:
-                self._insert_audit(db, audit, number)
-            db.execute("SELECT pg_notify(%s, %s)", (CHANNEL, f"{self.schema}:{number}"))
+    def _after_save(self, db, info: VersionInfo, zones: gpd.GeoDataFrame) -> None:
+        db.execute("SELECT pg_notify(%s, %s)", (CHANNEL, f"{self.schema}:{info.version}"))
+
+    def _saved(self, info: VersionInfo) -> None:
         if self._listened_head is not None:  # this process sees its own write at once
-            self._advance_head(number)
-        return info
+            self._advance_head(info.version)
 
     # -- vector tiles ----------------------------------------------------------------------------
     def mvt(self, version: int, layer: str, z: int, x: int, y: int, properties: tuple[str, ...]) -> bytes:
@@ -380,33 +360,3 @@ class PostGISStore(StoreBackend):
         with self._reading() as db:
             tile = db.execute(sql, (z, x, y, version, layer, layer)).fetchone()[0]
         return bytes(tile or b"")
-
-    # -- audit log -------------------------------------------------------------------------------
-    def _insert_audit(self, db, event: AuditEvent, version: int | None) -> AuditEntry:
-        at = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
-        detail = json.dumps(event.detail, ensure_ascii=False, sort_keys=True)
-        entry_id = db.execute(
-            f"INSERT INTO {self.schema}.audit (at, actor, role, action, target, detail, client, version) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
-            (at, event.actor, event.role, event.action, event.target, detail, event.client, version)).fetchone()[0]
-        return AuditEntry(id=entry_id, at=at, actor=event.actor, role=event.role, action=event.action,
-                          target=event.target, detail=json.loads(detail), client=event.client, version=version)
-
-    def append_audit(self, event: AuditEvent) -> AuditEntry:
-        with self._writing() as db:
-            return self._insert_audit(db, event, None)
-
-    def audit(self, limit: int = 100, *, before: int | None = None, actor: str | None = None,
-              action: str | None = None) -> list[AuditEntry]:
-        where, params = [], []
-        for clause, value in (("id < %s", before), ("actor = %s", actor), ("action = %s", action)):
-            if value is not None:
-                where.append(clause)
-                params.append(value)
-        sql = (f"SELECT {', '.join(_AUDIT_FIELDS)} FROM {self.schema}.audit "
-               f"{'WHERE ' + ' AND '.join(where) if where else ''} ORDER BY id DESC LIMIT %s")
-        with self._reading() as db:
-            rows = db.execute(sql, (*params, int(limit))).fetchall()
-        return [AuditEntry(**{**dict(zip(_AUDIT_FIELDS, r, strict=True)), "detail": json.loads(r[6])})
-                for r in rows]
-
