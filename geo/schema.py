@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -183,7 +184,8 @@ def validate_zones(zones: gpd.GeoDataFrame) -> None:
         raise ZoneValidationError(problems)
 
     ids = zones["zone_id"].tolist()
-    dupes = sorted({i for i in ids if ids.count(i) > 1 and isinstance(i, str)})
+    counts = Counter(i for i in ids if isinstance(i, str))  # one pass: ids.count per id is O(n²)
+    dupes = sorted(i for i, c in counts.items() if c > 1)
     if dupes:
         problems.append(f"duplicate zone_id(s): {', '.join(dupes)}")
     known_ids = set(ids)
