@@ -214,17 +214,21 @@ def _cell_ids(x: np.ndarray, y: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> n
 
 def _boundary_chunks(metric_geom: shapely.Geometry) -> np.ndarray:
     """A metric geometry's boundary as LineStrings of at most BOUNDARY_CHUNK segments
-    (points for point zones: a point is its own boundary for distance purposes)."""
+    (points for point zones: a point is its own boundary for distance purposes); consecutive
+    chunks of a ring share their end vertex. Made in one vectorised call per zone."""
     parts = shapely.get_parts(metric_geom)
     if shapely.get_type_id(metric_geom) in (0, 4):
         return parts
     rings = shapely.get_rings(parts)
-    chunks = []
-    for ring in rings:
-        coords = shapely.get_coordinates(ring)
-        starts = np.arange(0, len(coords) - 1, BOUNDARY_CHUNK)
-        chunks.extend(shapely.linestrings(coords[s:s + BOUNDARY_CHUNK + 1]) for s in starts)
-    return np.array(chunks, dtype=object)
+    coords, ring_of = shapely.get_coordinates(rings, return_index=True)
+    count = np.bincount(ring_of, minlength=len(rings))
+    first = np.cumsum(count) - count
+    per_ring = np.maximum(-(-(count - 1) // BOUNDARY_CHUNK), 0)  # ceil(segments / BOUNDARY_CHUNK)
+    ring = np.repeat(np.arange(len(rings)), per_ring)
+    start = first[ring] + (np.arange(ring.size) - np.repeat(np.cumsum(per_ring) - per_ring, per_ring)) * BOUNDARY_CHUNK
+    length = np.minimum(start + BOUNDARY_CHUNK + 1, first[ring] + count[ring]) - start
+    take = np.repeat(start - (np.cumsum(length) - length), length) + np.arange(length.sum())
+    return shapely.linestrings(coords[take], indices=np.repeat(np.arange(ring.size), length))
 
 
 def build_arrays(geoms: np.ndarray, grid_size: int = DEFAULT_GRID_SIZE) -> dict[str, np.ndarray]:

@@ -190,6 +190,7 @@ def validate_zones(zones: gpd.GeoDataFrame) -> None:
         problems.append(f"duplicate zone_id(s): {', '.join(dupes)}")
     known_ids = set(ids)
 
+    geometry_column = zones.geometry.name  # looked up once: per row it costs more than the checks
     for row in zones.itertuples(index=False):
         rec = row._asdict()
         zid = rec["zone_id"] if isinstance(rec["zone_id"], str) else f"#{ids.index(rec['zone_id'])}"
@@ -236,7 +237,7 @@ def validate_zones(zones: gpd.GeoDataFrame) -> None:
         err = _check_rules(rec["rules"])
         if err:
             bad("rules", err)
-        geom = rec[zones.geometry.name]
+        geom = rec[geometry_column]
         err = _check_geometry(geom, layer if isinstance(layer, str) else "")
         if err:
             bad("geometry", err)
