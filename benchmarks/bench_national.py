@@ -109,10 +109,20 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+_cpu = [0.0]
+
+
 def timed(fn):
-    start = time.perf_counter()
+    """(result, wall seconds); the CPU seconds of the same call go to ``cpu()``: on a shared
+    machine the process gets a fraction of a core, and CPU time says what the step costs."""
+    start, cpu_start = time.perf_counter(), time.process_time()
     result = fn()
+    _cpu[0] = time.process_time() - cpu_start
     return result, time.perf_counter() - start
+
+
+def cpu() -> str:
+    return f"cpu {_cpu[0]:.1f} s"
 
 
 def say(text: str) -> None:
@@ -127,11 +137,12 @@ def measure(label: str, zones: gpd.GeoDataFrame, workdir: Path) -> None:
     info, t_import = timed(partial(store.save, zones, action="import", base_version=0))
     del zones
     say(f"  store import (GeoPackage, one transaction)  {t_import:8.1f} s   file {store.path.stat().st_size / 2**20:,.0f} MiB"
-        f"   (RSS peak {peak_rss_mib():,.0f} MiB)")
+        f"   ({cpu()}; RSS peak {peak_rss_mib():,.0f} MiB)")
     (loaded, _), t_load = timed(lambda: store.snapshot())
-    say(f"  store load                                   {t_load:8.1f} s   (RSS peak {peak_rss_mib():,.0f} MiB)")
+    say(f"  store load                                   {t_load:8.1f} s   ({cpu()}; RSS peak {peak_rss_mib():,.0f} MiB)")
     geoms = np.asarray(loaded.geometry.values, dtype=object)
     arrays, t_build = timed(lambda: build_arrays(geoms))
+    build_cpu = cpu()
     ids = loaded["zone_id"].tolist()
     directory = workdir / "index" / info.data_version
     index_files.save(directory, arrays, zone_ids=ids, grid_size=arrays["xs"].size - 1)
@@ -139,18 +150,20 @@ def measure(label: str, zones: gpd.GeoDataFrame, workdir: Path) -> None:
     size = sum(p.stat().st_size for p in directory.iterdir()) / 2**20
     saved, t_index_load = timed(lambda: index_files.load(directory, zone_ids=ids))
     index, t_wrap = timed(lambda: ZoneIndex(loaded, arrays=saved))
-    say(f"  lookup index build                           {t_build:8.1f} s   saved {size:,.0f} MiB, "
+    say(f"  lookup index build                           {t_build:8.1f} s   ({build_cpu}) saved {size:,.0f} MiB, "
         f"loaded+verified in {t_index_load:.2f} s (+{t_wrap:.2f} s to wrap)   (RSS peak {peak_rss_mib():,.0f} MiB)")
     rng = np.random.default_rng(1)
     minx, miny, maxx, maxy = loaded.total_bounds
     lon, lat = rng.uniform(minx, maxx, LOOKUPS), rng.uniform(miny, maxy, LOOKUPS)
     hits, t_lookup = timed(lambda: index.lookup_points(lon, lat))
+    lookup_cpu = cpu()
+    _, t_again = timed(lambda: index.lookup_points(lon, lat))  # zones' prepared geometries are built lazily
     inside = shapely.get_coordinates(shapely.point_on_surface(geoms[rng.integers(0, len(geoms), LOOKUPS)]))
     hits_in, t_inside = timed(lambda: index.lookup_points(inside[:, 0], inside[:, 1]))
     say(f"  lookup, {LOOKUPS:,} random points            {LOOKUPS / t_lookup / 1e6:8.2f} M points/s "
-        f"({np.unique(hits.point).size:,} inside a zone)")
+        f"({lookup_cpu}; again {LOOKUPS / t_again / 1e6:.2f} M points/s, {cpu()}; {np.unique(hits.point).size:,} inside a zone)")
     say(f"  lookup, {LOOKUPS:,} points inside zones      {LOOKUPS / t_inside / 1e6:8.2f} M points/s "
-        f"({np.unique(hits_in.point).size:,} inside)")
+        f"({cpu()}; {np.unique(hits_in.point).size:,} inside)")
     few = inside[:DISTANCE_POINTS]
 
     def distances():
@@ -160,12 +173,13 @@ def measure(label: str, zones: gpd.GeoDataFrame, workdir: Path) -> None:
         return index.nearby(points_m, 500, near_hits)
 
     nearby, t_first = timed(distances)
+    first_cpu = cpu()
     _, t_second = timed(distances)
-    say(f"  distances, {DISTANCE_POINTS:,} points (boundary + within 500 m)  first {t_first:.2f} s "
-        f"(builds {len(index._boundary_trees):,} zones' boundaries), again {t_second:.2f} s; "
+    say(f"  distances, {DISTANCE_POINTS:,} points (boundary + within 500 m)  first {t_first:.2f} s, {first_cpu} "
+        f"(builds {len(index._boundary_trees):,} zones' boundaries), again {t_second:.2f} s, {cpu()}; "
         f"{nearby.zone.size:,} zones nearby")
     _, t_export = timed(lambda: write_export(loaded, "gpkg", workdir / "export.gpkg", data_version=info.data_version))
-    say(f"  export GeoPackage                            {t_export:8.1f} s   "
+    say(f"  export GeoPackage                            {t_export:8.1f} s   ({cpu()}) "
         f"{(workdir / 'export.gpkg').stat().st_size / 2**20:,.0f} MiB")
     say(f"  peak memory (RSS) so far                     {peak_rss_mib():8,.0f} MiB")
 
@@ -177,7 +191,7 @@ def main() -> None:
         base.mkdir()
         measure("baseline: bundled Beijing zones", schema.zones_from_geojson(BUNDLED_ZONES.read_text("utf-8")), base)
         zones, t_gen = timed(lambda: national_zones())
-        say(f"\ngenerated the synthetic national set in {t_gen:.1f} s (RSS {peak_rss_mib():,.0f} MiB)")
+        say(f"\ngenerated the synthetic national set in {t_gen:.1f} s ({cpu()}; RSS {peak_rss_mib():,.0f} MiB)")
         national = Path(tmp) / "national"
         national.mkdir()
         label = f"synthetic national set ({N_ZONES:,} red-line zones x {VERTICES} vertices + {N_COUNTIES:,} counties)"
