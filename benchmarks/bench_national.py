@@ -158,10 +158,11 @@ def measure(label: str, zones: gpd.GeoDataFrame, workdir: Path) -> None:
     hits, t_lookup = timed(lambda: index.lookup_points(lon, lat))
     lookup_cpu = cpu()
     _, t_again = timed(lambda: index.lookup_points(lon, lat))  # zones' prepared geometries are built lazily
+    again_cpu = cpu()
     inside = shapely.get_coordinates(shapely.point_on_surface(geoms[rng.integers(0, len(geoms), LOOKUPS)]))
     hits_in, t_inside = timed(lambda: index.lookup_points(inside[:, 0], inside[:, 1]))
     say(f"  lookup, {LOOKUPS:,} random points            {LOOKUPS / t_lookup / 1e6:8.2f} M points/s "
-        f"({lookup_cpu}; again {LOOKUPS / t_again / 1e6:.2f} M points/s, {cpu()}; {np.unique(hits.point).size:,} inside a zone)")
+        f"({lookup_cpu}; again {LOOKUPS / t_again / 1e6:.2f} M points/s, {again_cpu}; {np.unique(hits.point).size:,} inside a zone)")
     say(f"  lookup, {LOOKUPS:,} points inside zones      {LOOKUPS / t_inside / 1e6:8.2f} M points/s "
         f"({cpu()}; {np.unique(hits_in.point).size:,} inside)")
     few = inside[:DISTANCE_POINTS]
