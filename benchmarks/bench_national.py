@@ -16,9 +16,10 @@ through the same steps first, as the baseline. Each line is printed (flushed) wh
 ends, so a run stopped early still leaves its figures.
 
 National size is 300 000 zones / 30 M vertices + 2 800 counties
-(``ZONING_NATIONAL_ZONES=300000``, about an hour on the shared 2-core machine, peak RSS
-~11 GiB; docs/scaling.md has the measured run); the default is a tenth of the zones, which
-takes minutes. ``ZONING_NATIONAL_VERTICES`` sets the vertices per zone (default 100).
+(``ZONING_NATIONAL_ZONES=300000``: 12–26 min on the shared 2-core machine, ~5 min of CPU,
+peak RSS 7.1 GiB; docs/scaling.md has the measured runs); the default is a tenth of the zones,
+which takes a few minutes. ``ZONING_NATIONAL_TMP`` names the folder for the stores (1.9 GiB at
+full size; default: the system's temporary folder). ``ZONING_NATIONAL_VERTICES`` sets the vertices per zone (default 100).
 
     python benchmarks/bench_national.py      (or python -m benchmarks.run national)
 """
