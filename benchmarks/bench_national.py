@@ -9,13 +9,17 @@ They are synthetic benchmark data (``method`` says so), never shipped, never ser
 Prints, for one run: generation time; store import (GeoPackage ``save``: validation,
 geodesic areas, content hash, one transaction) time and file size; store load time; lookup
 index build time, saved size and load time; lookup rate on 1 M random points inside the
-extent and on 1 M points inside zones; GeoPackage export time; peak memory (RSS).
-The bundled Beijing zones go through the same steps first, as the baseline.
+extent and on 1 M points inside zones; distances (boundary distance and zones within 500 m,
+boundary chunks built lazily) for 10 000 points inside zones, first and second time;
+GeoPackage export time; peak memory (RSS) after each step. The bundled Beijing zones go
+through the same steps first, as the baseline. Each line is printed (flushed) when its step
+ends, so a run stopped early still leaves its figures.
 
-National size is 300 000 zones / 30 M vertices + 2 800 counties; the default here is a
-tenth of the zones (``ZONING_NATIONAL_ZONES``, ``ZONING_NATIONAL_VERTICES`` override), because
-on the shared 2-core machine the full set takes tens of minutes per step; docs/scaling.md
-extrapolates from the measured tenth.
+National size is 300 000 zones / 30 M vertices + 2 800 counties
+(``ZONING_NATIONAL_ZONES=300000``: 12–26 min on the shared 2-core machine, ~5 min of CPU,
+peak RSS 7.1 GiB; docs/scaling.md has the measured runs); the default is a tenth of the zones,
+which takes a few minutes. ``ZONING_NATIONAL_TMP`` names the folder for the stores (1.9 GiB at
+full size; default: the system's temporary folder). ``ZONING_NATIONAL_VERTICES`` sets the vertices per zone (default 100).
 
     python benchmarks/bench_national.py      (or python -m benchmarks.run national)
 """
@@ -27,6 +31,7 @@ import resource
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -47,6 +52,7 @@ N_ZONES = int(os.environ.get("ZONING_NATIONAL_ZONES", 30_000))
 VERTICES = int(os.environ.get("ZONING_NATIONAL_VERTICES", 100))
 N_COUNTIES = 2_800
 LOOKUPS = 1_000_000
+DISTANCE_POINTS = 10_000
 
 
 def _star(cx: np.ndarray, cy: np.ndarray, radius_deg: np.ndarray, vertices: int, rng) -> np.ndarray:
@@ -104,58 +110,96 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+_cpu = [0.0]
+
+
 def timed(fn):
-    start = time.perf_counter()
+    """(result, wall seconds); the CPU seconds of the same call go to ``cpu()``: on a shared
+    machine the process gets a fraction of a core, and CPU time says what the step costs."""
+    start, cpu_start = time.perf_counter(), time.process_time()
     result = fn()
+    _cpu[0] = time.process_time() - cpu_start
     return result, time.perf_counter() - start
 
 
+def cpu() -> str:
+    return f"cpu {_cpu[0]:.1f} s"
+
+
+def say(text: str) -> None:
+    print(text, flush=True)
+
+
 def measure(label: str, zones: gpd.GeoDataFrame, workdir: Path) -> None:
+    """Every step on ``zones`` (the caller keeps no reference: the frame is dropped once stored)."""
     vertices = int(shapely.get_num_coordinates(zones.geometry.values).sum())
-    print(f"\n{label}: {len(zones):,} zones, {vertices:,} vertices")
+    say(f"\n{label}: {len(zones):,} zones, {vertices:,} vertices")
     store = store_at(workdir / "zones.gpkg")
-    info, t_import = timed(lambda: store.save(zones, action="import", base_version=0))
-    print(f"  store import (GeoPackage, one transaction)  {t_import:8.1f} s   file {store.path.stat().st_size / 2**20:,.0f} MiB")
+    info, t_import = timed(partial(store.save, zones, action="import", base_version=0))
+    del zones
+    say(f"  store import (GeoPackage, one transaction)  {t_import:8.1f} s   file {store.path.stat().st_size / 2**20:,.0f} MiB"
+        f"   ({cpu()}; RSS peak {peak_rss_mib():,.0f} MiB)")
     (loaded, _), t_load = timed(lambda: store.snapshot())
-    print(f"  store load                                   {t_load:8.1f} s")
+    say(f"  store load                                   {t_load:8.1f} s   ({cpu()}; RSS peak {peak_rss_mib():,.0f} MiB)")
     geoms = np.asarray(loaded.geometry.values, dtype=object)
     arrays, t_build = timed(lambda: build_arrays(geoms))
+    build_cpu = cpu()
     ids = loaded["zone_id"].tolist()
     directory = workdir / "index" / info.data_version
     index_files.save(directory, arrays, zone_ids=ids, grid_size=arrays["xs"].size - 1)
+    del arrays
     size = sum(p.stat().st_size for p in directory.iterdir()) / 2**20
     saved, t_index_load = timed(lambda: index_files.load(directory, zone_ids=ids))
     index, t_wrap = timed(lambda: ZoneIndex(loaded, arrays=saved))
-    print(f"  lookup index build                           {t_build:8.1f} s   saved {size:,.0f} MiB, "
-          f"loaded+verified in {t_index_load:.2f} s (+{t_wrap:.2f} s to wrap)")
+    say(f"  lookup index build                           {t_build:8.1f} s   ({build_cpu}) saved {size:,.0f} MiB, "
+        f"loaded+verified in {t_index_load:.2f} s (+{t_wrap:.2f} s to wrap)   (RSS peak {peak_rss_mib():,.0f} MiB)")
     rng = np.random.default_rng(1)
     minx, miny, maxx, maxy = loaded.total_bounds
     lon, lat = rng.uniform(minx, maxx, LOOKUPS), rng.uniform(miny, maxy, LOOKUPS)
     hits, t_lookup = timed(lambda: index.lookup_points(lon, lat))
+    lookup_cpu = cpu()
+    _, t_again = timed(lambda: index.lookup_points(lon, lat))  # zones' prepared geometries are built lazily
+    again_cpu = cpu()
     inside = shapely.get_coordinates(shapely.point_on_surface(geoms[rng.integers(0, len(geoms), LOOKUPS)]))
     hits_in, t_inside = timed(lambda: index.lookup_points(inside[:, 0], inside[:, 1]))
-    print(f"  lookup, {LOOKUPS:,} random points            {LOOKUPS / t_lookup / 1e6:8.2f} M points/s "
-          f"({np.unique(hits.point).size:,} inside a zone)")
-    print(f"  lookup, {LOOKUPS:,} points inside zones      {LOOKUPS / t_inside / 1e6:8.2f} M points/s "
-          f"({np.unique(hits_in.point).size:,} inside)")
+    say(f"  lookup, {LOOKUPS:,} random points            {LOOKUPS / t_lookup / 1e6:8.2f} M points/s "
+        f"({lookup_cpu}; again {LOOKUPS / t_again / 1e6:.2f} M points/s, {again_cpu}; {np.unique(hits.point).size:,} inside a zone)")
+    say(f"  lookup, {LOOKUPS:,} points inside zones      {LOOKUPS / t_inside / 1e6:8.2f} M points/s "
+        f"({cpu()}; {np.unique(hits_in.point).size:,} inside)")
+    few = inside[:DISTANCE_POINTS]
+
+    def distances():
+        near_hits = index.lookup_points(few[:, 0], few[:, 1])
+        points_m = index.metric_points(few[:, 0], few[:, 1])
+        index.distance_to_boundary_m(points_m, near_hits)
+        return index.nearby(points_m, 500, near_hits)
+
+    nearby, t_first = timed(distances)
+    first_cpu = cpu()
+    _, t_second = timed(distances)
+    say(f"  distances, {DISTANCE_POINTS:,} points (boundary + within 500 m)  first {t_first:.2f} s, {first_cpu} "
+        f"(builds {len(index._boundary_trees):,} zones' boundaries), again {t_second:.2f} s, {cpu()}; "
+        f"{nearby.zone.size:,} zones nearby")
     _, t_export = timed(lambda: write_export(loaded, "gpkg", workdir / "export.gpkg", data_version=info.data_version))
-    print(f"  export GeoPackage                            {t_export:8.1f} s   "
-          f"{(workdir / 'export.gpkg').stat().st_size / 2**20:,.0f} MiB")
-    print(f"  peak memory (RSS) so far                     {peak_rss_mib():8,.0f} MiB")
+    say(f"  export GeoPackage                            {t_export:8.1f} s   ({cpu()}) "
+        f"{(workdir / 'export.gpkg').stat().st_size / 2**20:,.0f} MiB")
+    say(f"  peak memory (RSS) so far                     {peak_rss_mib():8,.0f} MiB")
 
 
 def main() -> None:
-    print(f"machine shared: load {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
-    with tempfile.TemporaryDirectory(prefix="zoning-national-") as tmp:
+    say(f"machine shared: load {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    with tempfile.TemporaryDirectory(prefix="zoning-national-", dir=os.environ.get("ZONING_NATIONAL_TMP")) as tmp:
         base = Path(tmp) / "beijing"
         base.mkdir()
         measure("baseline: bundled Beijing zones", schema.zones_from_geojson(BUNDLED_ZONES.read_text("utf-8")), base)
         zones, t_gen = timed(lambda: national_zones())
-        print(f"\ngenerated the synthetic national set in {t_gen:.1f} s (RSS {peak_rss_mib():,.0f} MiB)")
+        say(f"\ngenerated the synthetic national set in {t_gen:.1f} s ({cpu()}; RSS {peak_rss_mib():,.0f} MiB)")
         national = Path(tmp) / "national"
         national.mkdir()
-        measure(f"synthetic national set ({N_ZONES:,} red-line zones x {VERTICES} vertices + {N_COUNTIES:,} counties)",
-                zones, national)
+        label = f"synthetic national set ({N_ZONES:,} red-line zones x {VERTICES} vertices + {N_COUNTIES:,} counties)"
+        holder = [zones]
+        del zones
+        measure(label, holder.pop(), national)
 
 
 if __name__ == "__main__":

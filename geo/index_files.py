@@ -29,7 +29,9 @@ from pathlib import Path
 
 import numpy as np
 
-FORMAT = "zoning-lookup-index/1"
+# /2: per-zone metric CRS (``zone_crs``), boundary chunks no longer saved (built lazily);
+# a /1 directory fails the format check and is rebuilt.
+FORMAT = "zoning-lookup-index/2"
 MANIFEST = "manifest.json"
 # Older versions' directories kept besides the current one (a rollback target, or a
 # replica still serving the previous version for a moment).
@@ -123,9 +125,7 @@ def _check_shapes(directory: Path, a: dict[str, np.ndarray], grid_size: int, n_z
         ok = (a["xs"].size == a["ys"].size == grid_size + 1
               and a["cell_start"].size == grid_size * grid_size + 1
               and a["entry_zone"].size == a["entry_covered"].size == int(a["cell_start"][-1])
-              and a["area_m2"].size == n_zones
-              and a["chunk_zone"].size == a["chunk_kind"].size == a["chunk_offsets"].size - 1
-              and int(a["chunk_offsets"][-1]) == len(a["chunk_coords"]))
+              and a["area_m2"].size == a["zone_crs"].size == n_zones)
     except KeyError as exc:
         raise IndexFileError(f"{directory}: array {exc} is missing") from None
     if not ok:

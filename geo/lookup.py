@@ -10,11 +10,14 @@ Semantics (the API and the CLI answer with exactly these):
 * A zone applies on ``as_of`` when ``effective_from <= as_of < effective_to`` (an empty
   ``effective_to`` means still in force; see ``geo.selection``). ``as_of=None`` applies
   no date filter.
-* Distances are planar metres in CGCS2000 / 3-degree Gauss-Krüger CM 117°E (EPSG:4548,
-  ``geo.crs.METRIC_CRS``): Beijing lies within 1.6° of the central meridian, so the
-  scale error is below 0.03 % — 0.3 m at 1 km — and a point-to-segment distance is a
-  plain planar computation (lon/lat degrees are not metres; Web Mercator is ~30 % long
-  at 40°N). Site and overlap areas are geodesic (``geo.crs.geodesic_area_m2``).
+* Distances are planar metres in each zone's CGCS2000 3-degree Gauss-Krüger CRS (the
+  zone of the central meridian nearest the zone's centre, ``geo.crs.local_metric_epsg``;
+  EPSG:4548, CM 117°E, ``geo.crs.METRIC_CRS``, for every Beijing zone): within 1.5° of the
+  meridian the scale error is below 0.14 % (Beijing, within 1.6° of 117°E: below 0.03 % —
+  0.3 m at 1 km), and a point-to-segment distance is a plain planar computation (lon/lat
+  degrees are not metres; Web Mercator is ~30 % long at 40°N; one CRS for all of China is
+  tens of per cent off 40° from its meridian). Site and overlap areas are geodesic
+  (``geo.crs.geodesic_area_m2``).
 
 The index is a regular grid of ``grid_size`` x ``grid_size`` cells over the extent of
 all zones. Building it, a quadtree per zone finds the cells the zone covers entirely
@@ -29,25 +32,27 @@ an STRtree of whole zones (``benchmarks/bench_lookup.py``). An STRtree of per-zo
 quadtree cells, tried first, gained only 2x: making point geometries and walking the
 tree cost more than the tests it saved.
 
-Boundaries (rings, or the point itself for point zones) are projected to EPSG:4548 and
-cut into chunks of at most ``BOUNDARY_CHUNK`` segments; an STRtree per zone answers
-"distance to this zone's boundary" by nearest-neighbour search, and one STRtree over
-all chunks answers "zones within ``near`` metres" by ``dwithin`` — neither scans.
+Boundaries (rings, or the point itself for point zones) are densified, projected to the
+zone's metric CRS and cut into chunks of at most ``BOUNDARY_CHUNK`` segments when a distance
+to the zone is first asked (a national table has 300 000 zones; a point is near a few); an
+STRtree per zone answers "distance to this zone's boundary" by nearest-neighbour search.
+"Zones within ``near`` metres" takes candidates from an STRtree of the zones (a lon/lat box
+that holds every place within ``near``), then their exact boundary distances — neither scans.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import geopandas as gpd
 import numpy as np
 import shapely
 
-from geo.crs import geodesic_area_m2, to_metric
+from geo.crs import geodesic_area_m2, local_metric_epsg, to_local_metric
 from geo.selection import in_force_mask, parse_date, parse_layers
 
-__all__ = ["BOUNDARY_CHUNK", "DEFAULT_GRID_SIZE", "Hits", "Nearby", "SiteOverlaps", "ZoneIndex", "build_arrays"]
+__all__ = ["BOUNDARY_CHUNK", "DEFAULT_GRID_SIZE", "Hits", "MetricPoints", "Nearby", "SiteOverlaps", "ZoneIndex", "build_arrays"]
 
 # Cells per side of the lookup grid over all zones (a power of two). 1024 over the four
 # districts' extent gives cells of ~200 x 130 m: about 3 % of points need an exact test,
@@ -63,8 +68,11 @@ BOUNDARY_CHUNK = 16
 # distorts without bound) far from it, e.g. at lon 21.
 DISTANCE_MARGIN_DEG = 1.0
 
-# Vertex spacing (degrees, ~50 m) of boundaries before projection to EPSG:4548.
+# Vertex spacing (degrees, ~50 m) of boundaries before projection to a metric CRS.
 DENSIFY_DEG = 0.0005
+# Zones whose boundary trees are kept (built on first distance to the zone); past this the
+# cache starts again, so a batch over a national table does not keep every boundary.
+BOUNDARY_TREES_KEPT = 20_000
 
 _POLYGONAL = (3, 6)  # shapely type ids: Polygon, MultiPolygon
 
@@ -120,42 +128,55 @@ class SiteOverlaps:
             return np.where(self.zone_area_m2 > 0, self.overlap_m2 / self.zone_area_m2, np.nan)
 
 
-def _grid_cells(geom: shapely.Geometry, xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Fine-grid cells (ids ``iy * G + ix``) that ``geom`` covers entirely or touches
-    without covering, found top-down by a quadtree aligned with the grid.
+def _grid_cells(geoms: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Fine-grid cells (ids ``iy * G + ix``) that each zone covers entirely or touches
+    without covering, as (cell, zone, covered) arrays, found top-down by a quadtree aligned
+    with the grid.
 
-    A node whose closed box does not meet the zone's boundary lies wholly inside or
-    wholly outside the zone, and its centre says which; only nodes the boundary
-    crosses are split. ``geom`` must be prepared.
+    A node whose closed box does not meet the zone's boundary lies wholly inside or wholly
+    outside the zone, and its centre says which; only nodes the boundary crosses are split.
+    The quadtree of every zone advances one level at a time, each level a few vectorised
+    shapely calls over all (zone, node) pairs: the same cells as one quadtree per zone, without
+    Python work per zone (300 000 zones at national scale). ``geoms`` must be prepared.
     """
     size = xs.size - 1
-    if shapely.get_type_id(geom) not in _POLYGONAL:  # point zones: each point's own cell, tested exactly
-        coords = shapely.get_coordinates(geom)
-        return _cell_ids(coords[:, 0], coords[:, 1], xs, ys), np.zeros(len(coords), bool)
-    boundary = shapely.boundary(geom)
+    polygonal = np.isin(shapely.get_type_id(geoms), _POLYGONAL)
+    cells, owner, covered = [np.zeros(0, np.int64)], [np.zeros(0, np.intp)], [np.zeros(0, bool)]
+    points = np.flatnonzero(~polygonal)
+    if points.size:  # point zones: each point's own cell, tested exactly
+        coords, part = shapely.get_coordinates(geoms[points], return_index=True)
+        cells.append(_cell_ids(coords[:, 0], coords[:, 1], xs, ys))
+        owner.append(points[part].astype(np.intp))
+        covered.append(np.zeros(part.size, bool))
+    zones = np.flatnonzero(polygonal)
+    boundary = shapely.boundary(geoms[zones])
     shapely.prepare(boundary)
-    minx, miny, maxx, maxy = geom.bounds
-    cells, covered = [], []
-    i = j = np.zeros(1, np.int64)
+    minx, miny, maxx, maxy = shapely.bounds(geoms[zones]).T
+    k = np.arange(zones.size)  # (zone, node) pairs: k into ``zones``, node (i, j) at this level
+    i = j = np.zeros(zones.size, np.int64)
     step = size
-    while True:
+    while k.size:
         x0, x1, y0, y1 = xs[i * step], xs[(i + 1) * step], ys[j * step], ys[(j + 1) * step]
-        near = (x0 <= maxx) & (x1 >= minx) & (y0 <= maxy) & (y1 >= miny)
-        i, j, x0, x1, y0, y1 = i[near], j[near], x0[near], x1[near], y0[near], y1[near]
-        crossing = shapely.intersects(boundary, shapely.box(x0, y0, x1, y1))
+        near = (x0 <= maxx[k]) & (x1 >= minx[k]) & (y0 <= maxy[k]) & (y1 >= miny[k])
+        k, i, j, x0, x1, y0, y1 = k[near], i[near], j[near], x0[near], x1[near], y0[near], y1[near]
+        crossing = shapely.intersects(boundary[k], shapely.box(x0, y0, x1, y1))
         inside = ~crossing
-        inside[inside] = shapely.intersects_xy(geom, (x0[inside] + x1[inside]) / 2, (y0[inside] + y1[inside]) / 2)
+        inside[inside] = shapely.intersects_xy(geoms[zones[k[inside]]], (x0[inside] + x1[inside]) / 2,
+                                               (y0[inside] + y1[inside]) / 2)
         offs = np.arange(step)
         ci = (i[inside, None, None] * step + offs[None, None, :])
         cj = (j[inside, None, None] * step + offs[None, :, None])
         cells.append((cj * size + ci).reshape(-1))
+        owner.append(np.repeat(zones[k[inside]], step * step).astype(np.intp))
         covered.append(np.ones(cells[-1].size, bool))
         if step == 1:
             cells.append(j[crossing] * size + i[crossing])
+            owner.append(zones[k[crossing]].astype(np.intp))
             covered.append(np.zeros(int(crossing.sum()), bool))
-            return np.concatenate(cells), np.concatenate(covered)
-        i, j, step = i[crossing] * 2, j[crossing] * 2, step // 2
-        i, j = np.concatenate([i, i + 1, i, i + 1]), np.concatenate([j, j, j + 1, j + 1])
+            break
+        k, i, j, step = k[crossing], i[crossing] * 2, j[crossing] * 2, step // 2
+        k, i, j = np.tile(k, 4), np.concatenate([i, i + 1, i, i + 1]), np.concatenate([j, j, j + 1, j + 1])
+    return np.concatenate(cells), np.concatenate(owner), np.concatenate(covered)
 
 
 def _axis_index(v: np.ndarray, edges: np.ndarray) -> np.ndarray:
@@ -193,73 +214,79 @@ def _cell_ids(x: np.ndarray, y: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> n
 
 def _boundary_chunks(metric_geom: shapely.Geometry) -> np.ndarray:
     """A metric geometry's boundary as LineStrings of at most BOUNDARY_CHUNK segments
-    (points for point zones: a point is its own boundary for distance purposes)."""
+    (points for point zones: a point is its own boundary for distance purposes); consecutive
+    chunks of a ring share their end vertex. Made in one vectorised call per zone."""
     parts = shapely.get_parts(metric_geom)
     if shapely.get_type_id(metric_geom) in (0, 4):
         return parts
     rings = shapely.get_rings(parts)
-    chunks = []
-    for ring in rings:
-        coords = shapely.get_coordinates(ring)
-        starts = np.arange(0, len(coords) - 1, BOUNDARY_CHUNK)
-        chunks.extend(shapely.linestrings(coords[s:s + BOUNDARY_CHUNK + 1]) for s in starts)
-    return np.array(chunks, dtype=object)
+    coords, ring_of = shapely.get_coordinates(rings, return_index=True)
+    count = np.bincount(ring_of, minlength=len(rings))
+    first = np.cumsum(count) - count
+    per_ring = np.maximum(-(-(count - 1) // BOUNDARY_CHUNK), 0)  # ceil(segments / BOUNDARY_CHUNK)
+    ring = np.repeat(np.arange(len(rings)), per_ring)
+    start = first[ring] + (np.arange(ring.size) - np.repeat(np.cumsum(per_ring) - per_ring, per_ring)) * BOUNDARY_CHUNK
+    length = np.minimum(start + BOUNDARY_CHUNK + 1, first[ring] + count[ring]) - start
+    take = np.repeat(start - (np.cumsum(length) - length), length) + np.arange(length.sum())
+    return shapely.linestrings(coords[take], indices=np.repeat(np.arange(ring.size), length))
 
 
 def build_arrays(geoms: np.ndarray, grid_size: int = DEFAULT_GRID_SIZE) -> dict[str, np.ndarray]:
-    """Everything ``ZoneIndex`` derives from the zone geometries, as plain arrays (what
-    ``geo.index_files`` saves per data version, so a new process loads instead of building).
+    """Everything ``ZoneIndex`` derives from the zone geometries up front, as plain arrays
+    (what ``geo.index_files`` saves per data version, so a new process loads instead of building).
 
     ``area_m2`` geodesic zone areas; ``xs``/``ys`` the grid's cell edges; ``entry_zone``,
     ``entry_covered``, ``cell_start`` the cells' (zone, covered) entries CSR-style, sorted
-    by (cell, zone), so a point's candidates come out sorted by zone; ``chunk_*`` the
-    zones' metric boundary chunks as ragged coordinates (``chunk_kind`` 0 point, 1 line).
+    by (cell, zone), so a point's candidates come out sorted by zone; ``zone_crs`` each
+    zone's metric CRS for distances (EPSG code, ``geo.crs.local_metric_epsg`` of the centre
+    of its bounds: EPSG:4548 for every Beijing zone). Boundary chunks are not built here:
+    ``ZoneIndex`` builds a zone's when a distance to it is first asked.
     """
     if grid_size < 1 or grid_size & (grid_size - 1):
         raise ValueError(f"grid_size must be a power of two, got {grid_size}")
+    geoms = np.asarray(geoms, dtype=object)
+    shapely.prepare(geoms)
     area_m2 = np.asarray(geodesic_area_m2(geoms), dtype=float) if len(geoms) else np.zeros(0)
     bounds = shapely.total_bounds(geoms) if len(geoms) else np.zeros(4)
     xs = np.linspace(bounds[0], bounds[2], grid_size + 1)
     ys = np.linspace(bounds[1], bounds[3], grid_size + 1)
-    cells, owner, covered = [np.zeros(0, np.int64)], [np.zeros(0, np.intp)], [np.zeros(0, bool)]
-    for i, geom in enumerate(geoms):
-        c, cov = _grid_cells(geom, xs, ys)
-        cells.append(c)
-        owner.append(np.full(c.size, i, np.intp))
-        covered.append(cov)
-    cells, owner, covered = np.concatenate(cells), np.concatenate(owner), np.concatenate(covered)
+    cells, owner, covered = _grid_cells(geoms, xs, ys)
     order = np.lexsort((owner, cells))
     cell_start = np.searchsorted(cells[order], np.arange(grid_size * grid_size + 1))
-
-    # Densify before projecting: an edge straight in lon/lat is slightly curved in
-    # EPSG:4548 (metres off over a few km); with vertices every ~50 m the projected
-    # boundary follows the stored one to centimetres.
-    metric = to_metric(shapely.segmentize(geoms, DENSIFY_DEG)) if len(geoms) else geoms
-    per_zone = [_boundary_chunks(g) for g in metric]
-    chunks = np.concatenate(per_zone) if per_zone else np.zeros(0, dtype=object)
-    coords, offsets = shapely.get_coordinates(chunks), np.zeros(len(chunks) + 1, np.int64)
-    np.cumsum(shapely.get_num_coordinates(chunks), out=offsets[1:])
+    zone_bounds = shapely.bounds(geoms).reshape(-1, 4)
     return {
         "area_m2": area_m2, "xs": xs, "ys": ys,
         "entry_zone": owner[order], "entry_covered": covered[order], "cell_start": cell_start,
-        "chunk_zone": np.repeat(np.arange(len(per_zone)), [len(c) for c in per_zone]).astype(np.intp),
-        "chunk_kind": (shapely.get_type_id(chunks) == 1).astype(np.int8),
-        "chunk_offsets": offsets, "chunk_coords": coords,
+        "zone_crs": local_metric_epsg((zone_bounds[:, 0] + zone_bounds[:, 2]) / 2),
     }
 
 
-def _chunks_from_arrays(kind: np.ndarray, offsets: np.ndarray, coords: np.ndarray) -> np.ndarray:
-    """The boundary chunks (shapely LineStrings and Points) back from ``build_arrays``' ragged form."""
-    chunks = np.empty(kind.size, dtype=object)
-    lines = np.flatnonzero(kind == 1)
-    if lines.size:
-        counts = offsets[lines + 1] - offsets[lines]
-        take = np.repeat(offsets[lines] - (np.cumsum(counts) - counts), counts) + np.arange(counts.sum())
-        chunks[lines] = shapely.linestrings(coords[take], indices=np.repeat(np.arange(lines.size), counts))
-    points = np.flatnonzero(kind == 0)
-    if points.size:
-        chunks[points] = shapely.points(coords[offsets[points]])
-    return chunks
+@dataclass
+class MetricPoints:
+    """WGS84 points (validated) for the distance methods, projected to a zone's metric CRS
+    when first needed (one projection per CRS, kept). ``close`` is False for points more than
+    DISTANCE_MARGIN_DEG outside the zones' extent: they stay empty points (no zone is near
+    them, and the distance methods find nothing for an empty point)."""
+
+    lon: np.ndarray
+    lat: np.ndarray
+    close: np.ndarray
+    _projected: dict[int, np.ndarray] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return self.lon.size
+
+    def in_crs(self, epsg: int) -> np.ndarray:
+        """The points as shapely points in EPSG ``epsg`` (empty where not ``close``)."""
+        out = self._projected.get(int(epsg))
+        if out is None:
+            out = np.full(self.lon.size, shapely.Point(), dtype=object)
+            if self.close.all():
+                out = to_local_metric(_points(self.lon, self.lat), epsg)
+            elif self.close.any():
+                out[self.close] = to_local_metric(_points(self.lon[self.close], self.lat[self.close]), epsg)
+            self._projected[int(epsg)] = out
+        return out
 
 
 class ZoneIndex:
@@ -283,13 +310,9 @@ class ZoneIndex:
         self.entry_zone, self.entry_covered = arrays["entry_zone"], arrays["entry_covered"]
         self.cell_start = arrays["cell_start"]
         self.cell_count = np.diff(self.cell_start)
-        self.chunks = _chunks_from_arrays(arrays["chunk_kind"], arrays["chunk_offsets"], arrays["chunk_coords"])
-        self.chunk_zone = arrays["chunk_zone"]
-        # Chunks are stored zone by zone: zone z's are chunk_first[z]:chunk_first[z + 1].
-        self._chunk_first = np.searchsorted(self.chunk_zone, np.arange(len(self.geoms) + 1))
-        self._chunk_tree = shapely.STRtree(self.chunks)
-        # Built on first use: a site check needs the zone tree, a distance a zone's
-        # boundary tree; a national table has 300 000 zones, and a point touches a few.
+        self.zone_crs = arrays["zone_crs"]
+        # Built on first use: a site check needs the zone tree, a distance a zone's boundary
+        # tree; a national table has 300 000 zones, and a point touches a few.
         self._zone_tree_built: shapely.STRtree | None = None
         self._boundary_trees: dict[int, shapely.STRtree] = {}
 
@@ -304,9 +327,16 @@ class ZoneIndex:
         return self._zone_tree_built
 
     def _boundary_tree(self, z: int) -> shapely.STRtree:
+        """An STRtree of zone ``z``'s boundary chunks in its metric CRS, built on first use:
+        densified to DENSIFY_DEG before projecting (an edge straight in lon/lat is slightly
+        curved in Gauss-Krüger, metres off over a few km; with vertices every ~50 m the
+        projected boundary follows the stored one to centimetres)."""
         tree = self._boundary_trees.get(z)
         if tree is None:
-            tree = self._boundary_trees[z] = shapely.STRtree(self.chunks[self._chunk_first[z]:self._chunk_first[z + 1]])
+            metric = to_local_metric(shapely.segmentize(self.geoms[z], DENSIFY_DEG), int(self.zone_crs[z]))
+            if len(self._boundary_trees) >= BOUNDARY_TREES_KEPT:
+                self._boundary_trees.clear()
+            tree = self._boundary_trees[z] = shapely.STRtree(_boundary_chunks(metric))
         return tree
 
     def __len__(self) -> int:
@@ -361,56 +391,64 @@ class ZoneIndex:
             hit[test] = shapely.intersects_xy(self.geoms[zi[test]], lon[pi[test]], lat[pi[test]])
         return Hits(point=pi[hit], zone=zi[hit], n_points=lon.size)
 
-    def metric_points(self, lon, lat) -> np.ndarray:
-        """WGS84 points (validated) as shapely points in EPSG:4548, for the distance methods.
+    def metric_points(self, lon, lat) -> MetricPoints:
+        """WGS84 points (validated) for the distance methods, which measure each zone in its
+        own metric CRS (``zone_crs``; EPSG:4548 for Beijing).
 
-        Points more than DISTANCE_MARGIN_DEG outside the zones' extent become empty points:
-        no zone is near them, and the distance methods find nothing for an empty point.
+        Points more than DISTANCE_MARGIN_DEG outside the zones' extent are never projected
+        (a transverse Mercator fails, or distorts without bound, far from its meridian): no
+        zone is near them, and the distance methods find nothing for them.
         """
         lon = np.asarray(lon, dtype=float).reshape(-1)
         lat = np.asarray(lat, dtype=float).reshape(-1)
         x0, y0, x1, y1 = self.xs[0], self.ys[0], self.xs[-1], self.ys[-1]
         m = DISTANCE_MARGIN_DEG
         close = (lon >= x0 - m) & (lon <= x1 + m) & (lat >= y0 - m) & (lat <= y1 + m)
-        if close.all():
-            return to_metric(_points(lon, lat))
-        out = np.full(lon.size, shapely.Point(), dtype=object)
-        if close.any():
-            out[close] = to_metric(_points(lon[close], lat[close]))
-        return out
+        return MetricPoints(lon, lat, close)
 
-    def distance_to_boundary_m(self, points_m: np.ndarray, hits: Hits) -> np.ndarray:
-        """For each pair of ``hits``: metres from the point (``metric_points``) to that zone's boundary."""
-        out = np.zeros(hits.zone.size)
-        for z in np.unique(hits.zone):
-            pairs = np.flatnonzero(hits.zone == z)
-            _, dist = self._boundary_tree(int(z)).query_nearest(points_m[hits.point[pairs]],
+    def _distances(self, points: MetricPoints, point: np.ndarray, zone: np.ndarray) -> np.ndarray:
+        """Metres from point ``point[k]`` to zone ``zone[k]``'s boundary, in the zone's CRS."""
+        out = np.zeros(zone.size)
+        for z in np.unique(zone):
+            pairs = np.flatnonzero(zone == z)
+            _, dist = self._boundary_tree(int(z)).query_nearest(points.in_crs(self.zone_crs[z])[point[pairs]],
                                                                 return_distance=True, all_matches=False)
             out[pairs] = dist
         return out
 
-    def nearby(self, points_m: np.ndarray, near_m: float, hits: Hits, as_of: str | None = None,
+    def distance_to_boundary_m(self, points_m: MetricPoints, hits: Hits) -> np.ndarray:
+        """For each pair of ``hits``: metres from the point (``metric_points``) to that zone's boundary."""
+        return self._distances(points_m, hits.point, hits.zone)
+
+    def nearby(self, points_m: MetricPoints, near_m: float, hits: Hits, as_of: str | None = None,
                layers: str | Iterable[str] | None = None) -> Nearby:
         """Zones within ``near_m`` metres of each point (``metric_points``) that do not cover
         it (in force on ``as_of``, of ``layers``), with the distance to them; sorted by point,
-        then distance."""
-        if near_m <= 0 or len(points_m) == 0 or self.chunks.size == 0:
+        then distance.
+
+        Candidates come from the zone tree: zones whose lon/lat box meets a box around the
+        point that holds every place within ``near_m`` (1° of latitude is over 110.5 km, 1° of
+        longitude over 111.0 km × cos(latitude); Gauss-Krüger distances are never shorter than
+        the true ones). Each candidate's exact boundary distance then decides (``<= near_m``).
+        """
+        if near_m <= 0 or len(points_m) == 0 or len(self.geoms) == 0:
             return Nearby(np.zeros(0, np.intp), np.zeros(0, np.intp), np.zeros(0))
-        pi, ci = self._chunk_tree.query(points_m, predicate="dwithin", distance=near_m)
-        zi = self.chunk_zone[ci]
+        close = np.flatnonzero(points_m.close)
+        lon, lat = points_m.lon[close], points_m.lat[close]
+        dlat = near_m / 110_500.0
+        dlon = near_m / (111_000.0 * np.cos(np.radians(np.minimum(np.abs(lat) + dlat, 89.0))))
+        qi, zi = self._zone_tree.query(shapely.box(lon - dlon, lat - dlat, lon + dlon, lat + dlat))
+        pi = close[qi]
         # Drop the zones covering the point: hit keys are sorted, so a binary search finds them.
         n = len(self.zones)
         key, hit_keys = pi.astype(np.int64) * n + zi, hits.point.astype(np.int64) * n + hits.zone
         at = np.minimum(np.searchsorted(hit_keys, key), max(hit_keys.size - 1, 0))
         covering = hit_keys[at] == key if hit_keys.size else np.zeros(key.size, bool)
         keep = self.active(as_of, layers)[zi] & ~covering
-        pi, ci, zi = pi[keep], ci[keep], zi[keep]
-        dist = shapely.distance(points_m[pi], self.chunks[ci])
-        # Minimum over a zone's chunks: sort by (point, zone, distance), keep each group's first.
-        order = np.lexsort((dist, zi, pi))
-        pi, zi, dist = pi[order], zi[order], dist[order]
-        first = np.r_[True, (pi[1:] != pi[:-1]) | (zi[1:] != zi[:-1])] if pi.size else np.zeros(0, bool)
-        pi, zi, dist = pi[first], zi[first], dist[first]
+        pi, zi = pi[keep], zi[keep]
+        dist = self._distances(points_m, pi, zi)
+        within = dist <= near_m
+        pi, zi, dist = pi[within], zi[within], dist[within]
         order = np.lexsort((zi, dist, pi))
         return Nearby(point=pi[order].astype(np.intp), zone=zi[order].astype(np.intp), distance_m=dist[order])
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -183,11 +184,13 @@ def validate_zones(zones: gpd.GeoDataFrame) -> None:
         raise ZoneValidationError(problems)
 
     ids = zones["zone_id"].tolist()
-    dupes = sorted({i for i in ids if ids.count(i) > 1 and isinstance(i, str)})
+    counts = Counter(i for i in ids if isinstance(i, str))  # one pass: ids.count per id is O(n²)
+    dupes = sorted(i for i, c in counts.items() if c > 1)
     if dupes:
         problems.append(f"duplicate zone_id(s): {', '.join(dupes)}")
     known_ids = set(ids)
 
+    geometry_column = zones.geometry.name  # looked up once: per row it costs more than the checks
     for row in zones.itertuples(index=False):
         rec = row._asdict()
         zid = rec["zone_id"] if isinstance(rec["zone_id"], str) else f"#{ids.index(rec['zone_id'])}"
@@ -234,7 +237,7 @@ def validate_zones(zones: gpd.GeoDataFrame) -> None:
         err = _check_rules(rec["rules"])
         if err:
             bad("rules", err)
-        geom = rec[zones.geometry.name]
+        geom = rec[geometry_column]
         err = _check_geometry(geom, layer if isinstance(layer, str) else "")
         if err:
             bad("geometry", err)

@@ -266,3 +266,30 @@ def test_a_point_zone_inside_a_site_has_no_share_of_zone(index):
     result = index.site_overlaps(shapely.box(116.49, 39.89, 116.51, 39.91))
     assert index.zones["zone_id"][result.zone[0]] == "t-station"
     assert result.overlap_m2[0] == 0.0 and np.isnan(result.share_of_zone[0])
+
+
+# ---------------------------------------------------------------- metric CRS per zone
+
+
+def test_every_bundled_zone_measures_distances_in_epsg_4548(bundled_zones):
+    # Beijing's answers were always in EPSG:4548 (CM 117°E); the per-zone choice keeps them there.
+    assert set(ZoneIndex.from_frame(bundled_zones, grid_size=64).zone_crs.tolist()) == {4548}
+
+
+def test_a_zone_far_from_beijing_measures_in_its_own_gauss_kruger_zone(sample_zones):
+    # Kashgar (76°E) is 41° from EPSG:4548's meridian, where its scale is off by tens of per cent.
+    kashgar = make_zone("t-kashgar", shapely.box(75.95, 39.45, 76.05, 39.55), district_code="653101")
+    zones = schema.normalize_zones(schema.pd.concat([sample_zones, schema.zones_from_records([kashgar])],
+                                                    ignore_index=True))
+    index = ZoneIndex.from_frame(zones, grid_size=256)
+    crs = dict(zip(index.zones["zone_id"], index.zone_crs.tolist(), strict=True))
+    assert crs["t-kashgar"] == 4534 and crs["t-square"] == 4548  # CM 75°E and CM 117°E
+    lon, lat = np.array([76.0, 76.07, 116.05]), np.array([39.5, 39.5, 39.95])
+    hits = index.lookup_points(lon, lat, as_of="2022-01-01")
+    points_m = index.metric_points(lon, lat)
+    inside = index.distance_to_boundary_m(points_m, hits)
+    zone_of = index.zones["zone_id"].to_numpy()[hits.zone]
+    assert inside[zone_of == "t-kashgar"][0] == pytest.approx(GEOD.inv(76.0, 39.5, 76.05, 39.5)[2], rel=1e-3)
+    nearby = index.nearby(points_m, 5000, hits, as_of="2022-01-01")
+    from_east = nearby.distance_m[(nearby.point == 1) & (index.zones["zone_id"].to_numpy()[nearby.zone] == "t-kashgar")]
+    assert from_east == pytest.approx([GEOD.inv(76.07, 39.5, 76.05, 39.5)[2]], rel=1e-3)

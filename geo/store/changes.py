@@ -17,12 +17,28 @@ import shapely
 from geo import schema
 from geo.crs import geodesic_area_m2
 
+# Zones serialised per step of content_hash: bounds its memory, not its result.
+HASH_BATCH = 2_000
+
 
 def content_hash(zones: gpd.GeoDataFrame) -> str:
-    """SHA-256 of the canonical GeoJSON of the zones (order-independent)."""
+    """SHA-256 of the canonical GeoJSON of the zones (order-independent): the UTF-8 text of
+    ``json.dumps(schema.zones_to_geojson(zones sorted by zone_id), ensure_ascii=False,
+    sort_keys=True)``.
+
+    Fed to the hash feature by feature, ``HASH_BATCH`` zones at a time: the same digest as
+    hashing that text at once, without holding a national table's text (or a Python object
+    per coordinate, ~3 GB for 30 M vertices) in memory.
+    """
     ordered = zones.sort_values("zone_id") if len(zones) else zones
-    text = json.dumps(schema.zones_to_geojson(ordered), ensure_ascii=False, sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()
+    digest = hashlib.sha256(b'{"features": [')  # sort_keys puts "features" before "type"
+    for start in range(0, len(ordered), HASH_BATCH):
+        features = schema.zones_to_geojson(ordered.iloc[start:start + HASH_BATCH])["features"]
+        for k, feature in enumerate(features):
+            digest.update((", " if start or k else "").encode()
+                          + json.dumps(feature, ensure_ascii=False, sort_keys=True).encode())
+    digest.update(b'], "type": "FeatureCollection"}')
+    return digest.hexdigest()
 
 
 def with_computed_area(zones: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
