@@ -308,8 +308,7 @@ class ZoneIndex:
         self.grid_size = arrays["xs"].size - 1
         self.area_m2, self.xs, self.ys = arrays["area_m2"], arrays["xs"], arrays["ys"]
         self.entry_zone, self.entry_covered = arrays["entry_zone"], arrays["entry_covered"]
-        self.cell_start = arrays["cell_start"]
-        self.cell_count = np.diff(self.cell_start)
+        self.cell_start = arrays["cell_start"]  # CSR offsets: cell c holds entries cell_start[c]:cell_start[c + 1]
         self.zone_crs = arrays["zone_crs"]
         # Built on first use: a site check needs the zone tree, a distance a zone's boundary
         # tree; a national table has 300 000 zones, and a point touches a few.
@@ -378,7 +377,10 @@ class ZoneIndex:
         lat = np.asarray(lat, dtype=float).reshape(-1)
         cell = _cell_ids(lon, lat, self.xs, self.ys)
         valid = np.flatnonzero(cell >= 0)
-        first, count = self.cell_start[cell[valid]], self.cell_count[cell[valid]]
+        # Offsets of the asked cells only: a diff over all 1024² cells would page in the whole
+        # memory-mapped array (8 MiB) on the first answer after a start.
+        first = self.cell_start[cell[valid]]
+        count = self.cell_start[cell[valid] + 1] - first
         # Expand each point into its cell's (zone, covered) entries.
         pi = np.repeat(valid, count)
         entry = np.arange(pi.size) - np.repeat(np.cumsum(count) - count, count) + np.repeat(first, count)
