@@ -42,3 +42,21 @@ def reopen(store):
     if isinstance(store, GeoPackageStore):
         return GeoPackageStore(store.path)
     return store_at(f"{store.url}{'&' if '?' in store.url else '?'}zoning_schema={store.schema}")
+
+
+def clients_on_each_backend(zones, tmp_path, request):
+    """(backend, TestClient) of a server on a new GeoPackage store and one on a new PostGIS
+    store, both seeded with ``zones``: a test runs its requests on each and compares."""
+    import json
+
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from api.settings import Settings
+    from geo import schema
+
+    seed = tmp_path / "seed.geojson"
+    seed.write_text(json.dumps(schema.zones_to_geojson(zones), ensure_ascii=False), encoding="utf-8")
+    for backend in ("gpkg", "postgis"):
+        with TestClient(create_app(Settings(store=new_location(backend, tmp_path, request), seed=seed))) as client:
+            yield backend, client

@@ -23,7 +23,7 @@ from api.ogc_tiles import CONFORMANCE, LIMITS_MAX_ZOOM, MAX_ZOOM
 from geo import schema
 from geo.paths import BUNDLED_ZONES
 from maps.tiles import lonlat_tile
-from tests.store_backends import new_location
+from tests.store_backends import clients_on_each_backend
 from tests.test_tiles import tile_lonlat_box
 
 MVT = "application/vnd.mapbox-vector-tile"
@@ -123,26 +123,18 @@ def test_the_api_document_describes_the_tile_paths(client):
 
 @pytest.mark.postgis
 def test_a_postgis_store_serves_the_same_ogc_tiles(zones, tmp_path, request):
-    from fastapi.testclient import TestClient
-
-    from api.app import create_app
-    from api.settings import Settings
-
-    seed = tmp_path / "seed.geojson"
-    seed.write_text(json.dumps(schema.zones_to_geojson(zones), ensure_ascii=False), encoding="utf-8")
     answers = []
-    for backend in ("gpkg", "postgis"):
-        with TestClient(create_app(Settings(store=new_location(backend, tmp_path, request), seed=seed))) as client:
-            per_backend = []
-            for layer in ("eco_redline", "livestock_ban"):
-                meta = client.get(BASE.format(layer=layer)).json()
-                lim = next(m for m in meta["tileMatrixSetLimits"] if m["tileMatrix"] == "9")
-                for row in range(lim["minTileRow"], lim["maxTileRow"] + 1):
-                    for col in range(lim["minTileCol"], lim["maxTileCol"] + 1):
-                        content = client.get(f"{BASE.format(layer=layer)}/9/{row}/{col}").content
-                        decoded = mapbox_vector_tile.decode(content).get(layer, {"features": []})["features"]
-                        per_backend.append(sorted(tuple(sorted(f["properties"].items())) for f in decoded))
-            answers.append((meta["tileMatrixSetLimits"], per_backend))
+    for _, client in clients_on_each_backend(zones, tmp_path, request):
+        per_backend = []
+        for layer in ("eco_redline", "livestock_ban"):
+            meta = client.get(BASE.format(layer=layer)).json()
+            lim = next(m for m in meta["tileMatrixSetLimits"] if m["tileMatrix"] == "9")
+            for row in range(lim["minTileRow"], lim["maxTileRow"] + 1):
+                for col in range(lim["minTileCol"], lim["maxTileCol"] + 1):
+                    content = client.get(f"{BASE.format(layer=layer)}/9/{row}/{col}").content
+                    decoded = mapbox_vector_tile.decode(content).get(layer, {"features": []})["features"]
+                    per_backend.append(sorted(tuple(sorted(f["properties"].items())) for f in decoded))
+        answers.append((meta["tileMatrixSetLimits"], per_backend))
     assert any(answers[0][1])
     assert answers[0] == answers[1]
 

@@ -3,7 +3,6 @@ properties; the same tile from a PostGIS store (ST_AsMVT) as from the in-process
 
 from __future__ import annotations
 
-import json
 import math
 
 import mapbox_vector_tile
@@ -14,7 +13,7 @@ import shapely
 from geo import schema
 from geo.paths import BUNDLED_ZONES
 from maps.tiles import EXTENT, lonlat_tile
-from tests.store_backends import new_location
+from tests.store_backends import clients_on_each_backend
 
 MEDIA_TYPE = "application/vnd.mapbox-vector-tile"
 Z = 11
@@ -76,25 +75,17 @@ def test_empty_tiles_unknown_layers_and_tiles_off_the_grid(client):
 
 @pytest.mark.postgis
 def test_postgis_st_asmvt_tiles_match_the_in_process_tiler(zones, tmp_path, request):
-    from fastapi.testclient import TestClient
-
-    from api.app import create_app
-    from api.settings import Settings
-
-    seed = tmp_path / "seed.geojson"
-    seed.write_text(json.dumps(schema.zones_to_geojson(zones), ensure_ascii=False), encoding="utf-8")
     tiles = []
     for layer in ("eco_redline", "livestock_ban"):
         point = zones[zones.layer == layer].geometry.iloc[0].representative_point()
         tiles += [(layer, z, *lonlat_tile(point.x, point.y, z)) for z in (8, Z, 13)]
     by_backend = []
-    for backend in ("gpkg", "postgis"):
-        with TestClient(create_app(Settings(store=new_location(backend, tmp_path, request), seed=seed))) as client:
-            answers = []
-            for layer, z, x, y in tiles:
-                features = decoded(client.get(f"/tiles/{layer}/{z}/{x}/{y}.mvt"), layer)
-                answers.append(sorted((f["properties"]["zone_id"], tuple(sorted(f["properties"].items())))
-                                      for f in features))
-            by_backend.append(answers)
+    for _, client in clients_on_each_backend(zones, tmp_path, request):
+        answers = []
+        for layer, z, x, y in tiles:
+            features = decoded(client.get(f"/tiles/{layer}/{z}/{x}/{y}.mvt"), layer)
+            answers.append(sorted((f["properties"]["zone_id"], tuple(sorted(f["properties"].items())))
+                                  for f in features))
+        by_backend.append(answers)
     assert all(by_backend[0])  # every tile holds zones
     assert by_backend[0] == by_backend[1]
