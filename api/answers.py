@@ -14,7 +14,6 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import geopandas as gpd
 import numpy as np
 
 from api import place
@@ -49,10 +48,10 @@ def zone_answer(row: Mapping[str, Any]) -> dict[str, Any]:
     return answer
 
 
-def zone_answers(zones: gpd.GeoDataFrame) -> list[dict[str, Any]]:
-    """``zone_answer`` of every row, in table order (cache per data version:
-    ``snapshot.derived("zone_answers", zone_answers)``; copy before adding keys)."""
-    return [zone_answer(row) for row in zones.drop(columns=zones.geometry.name).to_dict("records")]
+def zone_answers(snap: Snapshot) -> list[dict[str, Any]]:
+    """``zone_answer`` of every zone, in table order, built once per data version from the
+    zones' properties (no zone table needed); copy before adding keys."""
+    return snap.cached("zone_answers", lambda: [zone_answer(row) for row in snap.records()])
 
 
 def localised(zone: Mapping[str, Any], lang: str) -> dict[str, Any]:
@@ -68,8 +67,8 @@ def localised(zone: Mapping[str, Any], lang: str) -> dict[str, Any]:
 
 def zone_answers_in(snap: Snapshot, lang: str) -> list[dict[str, Any]]:
     """``zone_answers`` localised to ``lang``, built once per data version and language."""
-    base = snap.derived("zone_answers", zone_answers)
-    return snap.derived(f"zone_answers_{lang}", lambda _: [localised(z, lang) for z in base])
+    base = zone_answers(snap)
+    return snap.cached(f"zone_answers_{lang}", lambda: [localised(z, lang) for z in base])
 
 
 # The disclaimer's sentences per language; {names}, {accuracy} and {n} are filled in.
@@ -178,7 +177,7 @@ def iter_point_results(snap: Snapshot, found: PointLookup, start: int = 0,
                        stop: int | None = None, lang: str | None = None) -> Iterator[dict[str, Any]]:
     """For points ``start:stop``: ``{"point", "inside", "nearby"}`` with full zone objects
     (localised to ``lang`` when given)."""
-    base = snap.derived("zone_answers", zone_answers) if lang is None else zone_answers_in(snap, lang)
+    base = zone_answers(snap) if lang is None else zone_answers_in(snap, lang)
     n = found.hits.n_points
     stop = n if stop is None else stop
     inside_bounds = np.searchsorted(found.hits.point, np.arange(start, stop + 1))
@@ -195,7 +194,7 @@ def iter_point_results(snap: Snapshot, found: PointLookup, start: int = 0,
 
 def returned_zones(snap: Snapshot, found: PointLookup) -> list[dict[str, Any]]:
     """Every zone an answer for ``found`` mentions (for its disclaimer)."""
-    base = snap.derived("zone_answers", zone_answers)
+    base = zone_answers(snap)
     return [base[z] for z in np.union1d(found.hits.zone, found.nearby.zone)]
 
 
@@ -289,7 +288,7 @@ def batch_verdicts(snap: Snapshot, found: PointLookup, activities: Sequence[str]
     with array operations (a bitmask of covering zones per point while the table has at
     most 58 zones, else per point). ``found`` must have been looked up without a layer filter.
     """
-    base = snap.derived("zone_answers", zone_answers)
+    base = zone_answers(snap)
     rows = place.coverage_rows(snap)
     codes = place.cov.beijing_districts().codes
     districts = place.cov.district_index(found.lon, found.lat)

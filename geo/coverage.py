@@ -18,11 +18,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import geopandas as gpd
 import numpy as np
 import shapely
 
-from geo.base import DISTRICTS, district_layer
+from geo.base import DISTRICTS, district_outlines
 from geo.schema import LAYERS
 
 BEIJING = "110000"
@@ -40,15 +39,14 @@ class DistrictLayer:
 @functools.lru_cache(maxsize=1)
 def beijing_districts() -> DistrictLayer:
     """The 16 Beijing districts of the base layer (empty when the file is missing)."""
-    layer = district_layer()
+    layer = district_outlines()
     if layer is None:
         return DistrictLayer([], [], [], np.zeros(0, dtype=object))
-    features = {code: k for k, code in enumerate(layer["adcode"])}
+    features = {code: k for k, code in enumerate(layer.columns["adcode"])}
     wanted = [d for d in BEIJING_DISTRICTS if d.adcode in features]
     rows = [features[d.adcode] for d in wanted]
-    outlines = np.array(layer.geometry.values[rows], dtype=object)
-    shapely.prepare(outlines)
-    return DistrictLayer([d.adcode for d in wanted], [str(layer["name_zh"].iloc[k]) for k in rows],
+    outlines = np.array(layer.geoms[rows], dtype=object)
+    return DistrictLayer([d.adcode for d in wanted], [str(layer.columns["name_zh"][k]) for k in rows],
                          [d.name_en for d in wanted], outlines)
 
 
@@ -77,16 +75,17 @@ def districts_touching(site: shapely.Geometry) -> list[str]:
     return [c for c, hit in zip(layer.codes, shapely.intersects(layer.outlines, site), strict=True) if hit]
 
 
-def coverage_table(zones: gpd.GeoDataFrame, undrawn: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+def coverage_table(zones: Iterable[Mapping[str, Any]], undrawn: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """One row per Beijing district: ``status`` and per layer ``defined``/``drawn``/``official``.
 
-    ``zones`` is the zone table (drawn zones), ``undrawn`` the not-digitised entries still
+    ``zones`` are the drawn zones' properties (``Snapshot.records``), ``undrawn`` the not-digitised entries still
     outstanding (not replaced by an import). A zone counts for the district of its
     ``district_code``, even where it extends beyond it.
     """
     layer = beijing_districts()
     counts: dict[str, dict[str, dict[str, int]]] = {c: {} for c in layer.codes}
-    for code, lyr, accuracy in zip(zones["district_code"], zones["layer"], zones["accuracy"], strict=True):
+    for zone in zones:
+        code, lyr, accuracy = zone["district_code"], zone["layer"], zone["accuracy"]
         if code in counts:
             row = counts[code].setdefault(lyr, {"defined": 0, "drawn": 0, "official": 0})
             row["defined"] += 1

@@ -1,7 +1,8 @@
 """The lookup index saved per data version, so a new process loads it instead of building it.
 
 Layout: ``<index dir>/<data_version>/`` holds one ``.npy`` file per array of
-``geo.lookup.build_arrays`` and a ``manifest.json`` naming the format, the grid size, the
+``geo.lookup.build_arrays`` (plus ``zone_records``, the zones' properties as UTF-8 JSON
+bytes, ``geo.catalog``) and a ``manifest.json`` naming the format, the grid size, the
 zone count, a hash of the zone ids in table order (the index refers to zones by row) and
 each file's size and SHA-256. Arrays are memory-mapped read-only: the kernel pages in
 what lookups touch, and processes on one machine share the pages.
@@ -30,8 +31,10 @@ from pathlib import Path
 import numpy as np
 
 # /2: per-zone metric CRS (``zone_crs``), boundary chunks no longer saved (built lazily);
-# a /1 directory fails the format check and is rebuilt.
-FORMAT = "zoning-lookup-index/2"
+# /3: the zones' properties saved too (``zone_records``, ``geo.catalog``), so a new process
+# answers points without loading the zone table. An older directory fails the format check
+# and is rebuilt.
+FORMAT = "zoning-lookup-index/3"
 MANIFEST = "manifest.json"
 # Older versions' directories kept besides the current one (a rollback target, or a
 # replica still serving the previous version for a moment).

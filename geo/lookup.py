@@ -42,17 +42,22 @@ that holds every place within ``near``), then their exact boundary distances —
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
-import geopandas as gpd
 import numpy as np
 import shapely
 
 from geo.crs import geodesic_area_m2, local_metric_epsg, to_local_metric
-from geo.selection import in_force_mask, parse_date, parse_layers
+from geo.selection import date_column, in_force_between, parse_date, parse_layers
 
-__all__ = ["BOUNDARY_CHUNK", "DEFAULT_GRID_SIZE", "Hits", "MetricPoints", "Nearby", "SiteOverlaps", "ZoneIndex", "build_arrays"]
+if TYPE_CHECKING:
+    import geopandas as gpd
+
+__all__ = ["BOUNDARY_CHUNK", "DEFAULT_GRID_SIZE", "Hits", "MetricPoints", "Nearby", "SiteOverlaps", "ZoneColumns",
+           "ZoneIndex", "build_arrays"]
 
 # Cells per side of the lookup grid over all zones (a power of two). 1024 over the four
 # districts' extent gives cells of ~200 x 130 m: about 3 % of points need an exact test,
@@ -289,6 +294,28 @@ class MetricPoints:
         return out
 
 
+@dataclass(frozen=True)
+class ZoneColumns:
+    """What the index reads of a zone table, in table order: the geometries, and the layer
+    and validity dates that filter them (dates as ``geo.selection.date_column`` arrays)."""
+
+    geoms: np.ndarray
+    layer: np.ndarray
+    effective_from: np.ndarray
+    effective_to: np.ndarray
+
+    @classmethod
+    def of_frame(cls, zones: gpd.GeoDataFrame) -> ZoneColumns:
+        return cls(np.asarray(zones.geometry.values, dtype=object).copy(), zones["layer"].to_numpy(dtype=object),
+                   date_column(zones["effective_from"]), date_column(zones["effective_to"]))
+
+    @classmethod
+    def of_records(cls, records: Sequence[Mapping[str, Any]], geoms: np.ndarray) -> ZoneColumns:
+        """From zone property records (``geo.schema.zone_properties``) and their geometries."""
+        return cls(np.asarray(geoms, dtype=object), np.array([r["layer"] for r in records], dtype=object),
+                   date_column(r["effective_from"] for r in records), date_column(r["effective_to"] for r in records))
+
+
 class ZoneIndex:
     """Spatial index of a zone table; build once per data version (``geo.catalog``), or
     load the arrays a previous process saved (``geo.index_files``)."""
@@ -297,10 +324,27 @@ class ZoneIndex:
                  arrays: dict[str, np.ndarray] | None = None):
         """``arrays``: the result of ``build_arrays`` for exactly these zones, in this order
         (None builds them)."""
-        self.zones = zones.reset_index(drop=True)
-        self.geoms = np.asarray(self.zones.geometry.values, dtype=object).copy()
+        zones = zones.reset_index(drop=True)
+        self._setup(ZoneColumns.of_frame(zones), grid_size, arrays, lambda: zones)
+        self._zones = zones
+
+    @classmethod
+    def saved(cls, columns: ZoneColumns, arrays: dict[str, np.ndarray],
+              load_zones: Callable[[], gpd.GeoDataFrame]) -> ZoneIndex:
+        """The index of saved ``arrays`` over ``columns``, without the zone table: answering
+        points needs no more. :attr:`zones` calls ``load_zones`` when first used."""
+        index = cls.__new__(cls)
+        index._setup(columns, DEFAULT_GRID_SIZE, arrays, load_zones)
+        return index
+
+    def _setup(self, columns: ZoneColumns, grid_size: int, arrays: dict[str, np.ndarray] | None,
+               load_zones: Callable[[], gpd.GeoDataFrame]) -> None:
+        self.columns = columns
+        self.geoms = columns.geoms
         shapely.prepare(self.geoms)
-        self._layer = self.zones["layer"].to_numpy()
+        self._load_zones = load_zones
+        self._zones: gpd.GeoDataFrame | None = None
+        self._zones_lock = threading.Lock()
         self._active: dict[tuple, np.ndarray] = {}
         if arrays is None:
             arrays = build_arrays(self.geoms, grid_size)
@@ -318,6 +362,15 @@ class ZoneIndex:
     @classmethod
     def from_frame(cls, zones: gpd.GeoDataFrame, grid_size: int = DEFAULT_GRID_SIZE) -> ZoneIndex:
         return cls(zones, grid_size=grid_size)
+
+    @property
+    def zones(self) -> gpd.GeoDataFrame:
+        """The zone table the index refers to by row (loaded on first use for a saved index)."""
+        if self._zones is None:
+            with self._zones_lock:
+                if self._zones is None:
+                    self._zones = self._load_zones().reset_index(drop=True)
+        return self._zones
 
     @property
     def _zone_tree(self) -> shapely.STRtree:
@@ -339,7 +392,7 @@ class ZoneIndex:
         return tree
 
     def __len__(self) -> int:
-        return len(self.zones)
+        return len(self.geoms)
 
     # ------------------------------------------------------------------ filters
 
@@ -353,12 +406,12 @@ class ZoneIndex:
         key = (as_of, None if names is None else tuple(names))
         mask = self._active.get(key)
         if mask is None:
-            mask = np.ones(len(self.zones), dtype=bool)
+            mask = np.ones(len(self), dtype=bool)
             if as_of is not None:
                 day = parse_date(as_of)
-                mask &= in_force_mask(self.zones, day, day)
+                mask &= in_force_between(self.columns.effective_from, self.columns.effective_to, day, day)
             if names is not None:
-                mask &= np.isin(self._layer, names)
+                mask &= np.isin(self.columns.layer, names)
             if len(self._active) >= 1024:
                 self._active.clear()
             self._active[key] = mask
@@ -442,7 +495,7 @@ class ZoneIndex:
         qi, zi = self._zone_tree.query(shapely.box(lon - dlon, lat - dlat, lon + dlon, lat + dlat))
         pi = close[qi]
         # Drop the zones covering the point: hit keys are sorted, so a binary search finds them.
-        n = len(self.zones)
+        n = len(self)
         key, hit_keys = pi.astype(np.int64) * n + zi, hits.point.astype(np.int64) * n + hits.zone
         at = np.minimum(np.searchsorted(hit_keys, key), max(hit_keys.size - 1, 0))
         covering = hit_keys[at] == key if hit_keys.size else np.zeros(key.size, bool)

@@ -17,13 +17,17 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import geopandas as gpd
 import numpy as np
-import pandas as pd
 import shapely
 from shapely.geometry.base import BaseGeometry
+
+if TYPE_CHECKING:
+    import geopandas as gpd
+
+# geopandas and pandas are imported by the functions that build frames, not here: the first
+# /v1/check after a start answers from the saved lookup table without them (``geo.catalog``).
 
 CRS = "EPSG:4326"
 
@@ -168,6 +172,8 @@ def _check_geometry(geom: Any, layer: str) -> str | None:
 
 def validate_zones(zones: gpd.GeoDataFrame) -> None:
     """Raise ZoneValidationError listing every problem, each naming the zone and field."""
+    import geopandas as gpd
+
     problems: list[str] = []
     if not isinstance(zones, gpd.GeoDataFrame):
         raise ZoneValidationError([f"expected a GeoDataFrame, got {type(zones).__name__}"])
@@ -251,6 +257,8 @@ def _none_if_missing(value: Any) -> Any:
 
 def normalize_zones(zones: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     """Column order, None for missing values, float areas, RFC 7946 ring orientation."""
+    import pandas as pd
+
     out = zones.copy()
     for col in ZONE_COLUMNS:
         if col not in out.columns:
@@ -271,12 +279,17 @@ def normalize_zones(zones: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
 
 
 def empty_zones() -> gpd.GeoDataFrame:
+    import geopandas as gpd
+    import pandas as pd
+
     frame = gpd.GeoDataFrame({c: pd.Series(dtype=object) for c in ZONE_COLUMNS}, geometry=[], crs=CRS)
     return normalize_zones(frame)
 
 
 def zones_from_records(records: Iterable[Mapping[str, Any]]) -> gpd.GeoDataFrame:
     """Build the zone frame from mappings with the schema's keys and a shapely ``geometry``."""
+    import geopandas as gpd
+
     records = list(records)
     if not records:
         return empty_zones()

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
-import geopandas as gpd
 import numpy as np
 
 from geo.schema import ADCODE_RE, LAYERS
+
+if TYPE_CHECKING:
+    import geopandas as gpd
 
 
 class SelectionError(ValueError):
@@ -22,12 +25,24 @@ class SelectionError(ValueError):
 
 def in_force_mask(zones: gpd.GeoDataFrame, first: str | None, last: str | None) -> np.ndarray:
     """Zones in force on at least one day of [first, last] (inclusive; None = open end)."""
-    mask = np.ones(len(zones), dtype=bool)
+    return in_force_between(date_column(zones["effective_from"]), date_column(zones["effective_to"]), first, last)
+
+
+def date_column(values: Iterable) -> np.ndarray:
+    """Dates (ISO strings; None or NaN = none) as a NumPy string array, '' for none: what
+    :func:`in_force_between` compares, vectorised."""
+    return np.array([v if isinstance(v, str) else "" for v in values], dtype=str)
+
+
+def in_force_between(starts: np.ndarray, ends: np.ndarray, first: str | None, last: str | None) -> np.ndarray:
+    """Which of the periods [``starts``, ``ends``) (``date_column`` arrays; an empty end is
+    open, a period without a start is never in force) meet [first, last] (inclusive; None =
+    open end)."""
+    mask = np.ones(starts.size, dtype=bool)
     if last is not None:
-        mask &= (zones["effective_from"] <= last).to_numpy()
+        mask &= (starts != "") & (starts <= last)
     if first is not None:
-        ends = zones["effective_to"]
-        mask &= (ends.isna() | (ends > first)).to_numpy()
+        mask &= (ends == "") | (ends > first)
     return mask
 
 

@@ -163,21 +163,28 @@ def test_miyun_reservoir_lies_inside_the_converted_miyun_district(districts):
 # ---------------------------------------------------------------- the one reader and its cache
 
 
+def forget_district_layer() -> None:
+    """As a new process: nothing read yet."""
+    base._read_district_outlines.cache_clear()
+    base._district_frame.cache_clear()
+
+
 def test_district_layer_reads_the_same_from_its_binary_copy(tmp_path, monkeypatch, districts):
-    """The first read saves a binary copy; a new process reads the copy and gets the same
-    frame as GDAL's reading of the GeoJSON (every column, every vertex, the CRS)."""
+    """The first read saves a binary copy; a new process reads the copy, without pandas,
+    and gets the same frame as GDAL's reading of the GeoJSON (every column, every vertex,
+    the CRS)."""
     monkeypatch.setattr(paths, "CACHE_DIR", tmp_path / "cache")
-    base._read_district_layer.cache_clear()
+    forget_district_layer()
     first = base.district_layer()
-    copies = list((tmp_path / "cache").glob("districts-*.arrow"))
+    copies = list((tmp_path / "cache").glob("districts-*.npz"))
     assert len(copies) == 1
-    base._read_district_layer.cache_clear()
+    forget_district_layer()
     monkeypatch.setattr("pyogrio.read_dataframe", lambda *a, **k: pytest.fail("the GeoJSON was parsed again"))
     second = base.district_layer()
     assert_geodataframe_equal(first, second)
     assert set(second["adcode"]) == set(districts["adcode"].astype(str))
     assert shapely.equals_exact(np.asarray(second.geometry.values), np.asarray(districts.geometry.values), 0).all()
-    base._read_district_layer.cache_clear()
+    forget_district_layer()
 
 
 def test_district_layer_ignores_a_damaged_copy_and_a_stale_one(tmp_path, monkeypatch):
@@ -185,26 +192,26 @@ def test_district_layer_ignores_a_damaged_copy_and_a_stale_one(tmp_path, monkeyp
     monkeypatch.setattr(paths, "CACHE_DIR", cache)
     layer = tmp_path / "districts.geojson"
     layer.write_bytes(base.DISTRICTS_PATH.read_bytes())
-    base._read_district_layer.cache_clear()
+    forget_district_layer()
     reference = base.district_layer(layer)
-    (copy,) = cache.glob("districts-*.arrow")
-    copy.write_bytes(b"not arrow at all")  # damaged: read from the GeoJSON again
-    base._read_district_layer.cache_clear()
+    (copy,) = cache.glob("districts-*.npz")
+    copy.write_bytes(b"not npz at all")  # damaged: read from the GeoJSON again
+    forget_district_layer()
     assert_geodataframe_equal(base.district_layer(layer), reference)
     # An edited layer (one district fewer) is read from the edit, never from the old copy.
     data = json.loads(layer.read_text(encoding="utf-8"))
     data["features"] = data["features"][1:]
     layer.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
-    base._read_district_layer.cache_clear()
+    forget_district_layer()
     assert len(base.district_layer(layer)) == len(reference) - 1
-    assert len(list(cache.glob("districts-*.arrow"))) == 2
-    base._read_district_layer.cache_clear()
+    assert len(list(cache.glob("districts-*.npz"))) == 2
+    forget_district_layer()
 
 
 def test_district_layer_works_without_a_writable_cache(tmp_path, monkeypatch):
     blocked = tmp_path / "file-not-dir"
     blocked.write_text("x")
     monkeypatch.setattr(paths, "CACHE_DIR", blocked / "cache")
-    base._read_district_layer.cache_clear()
+    forget_district_layer()
     assert len(base.district_layer()) == len(base.DISTRICTS)
-    base._read_district_layer.cache_clear()
+    forget_district_layer()

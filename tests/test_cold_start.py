@@ -98,3 +98,79 @@ def test_concurrent_first_requests_mount_once_and_all_succeed(tmp_path, monkeypa
             t.join(120)
     assert statuses == [200] * 9
     assert calls == [1]
+
+
+RESTART_PROBE = """
+import json, sys
+from fastapi.testclient import TestClient
+from api import routers
+routers.DeferredRouters.start_background = lambda self: None  # only requests mount, for this probe
+from api.app import create_app
+from api.settings import Settings
+app = create_app(Settings(store=sys.argv[1], seed=sys.argv[2]))
+with TestClient(app) as client:
+    answers = [client.get("/v1/check", params=p).json() for p in json.loads(sys.argv[3])]
+    heavy = sorted(m for m in ("pandas", "geopandas", "pyarrow") if m in sys.modules)
+    zones = client.get("/v1/zones", params={"district": "110109"})
+print(json.dumps({"answers": answers, "heavy": heavy, "zones": zones.status_code, "count": zones.json()["count"]}))
+"""
+
+# Inside and near zones, on several layers, dates, languages, input CRSs and activities;
+# in a district without data; outside Beijing.
+RESTART_QUESTIONS = [
+    {"lon": 116.04, "lat": 39.97},
+    {"lon": 116.04, "lat": 39.97, "activity": "livestock_scale_farm_new", "near": 1000, "lang": "en"},
+    {"lon": 115.69, "lat": 39.97, "activity": "livestock_scale_farm_new", "as_of": "2024-06-01"},
+    {"lon": 116.30, "lat": 40.00, "layers": "livestock_ban", "as_of": "2016-01-01"},
+    {"lon": 116.15, "lat": 40.08, "crs": "gcj02", "near": 5000},
+    {"lon": 115.9, "lat": 40.0, "near": 3000},
+    {"lon": 117.10, "lat": 40.14},
+    {"lon": 116.40, "lat": 39.91},
+    {"lon": 121.47, "lat": 31.23},
+]
+
+
+def test_a_restart_answers_points_without_the_zone_table_and_the_same_as_with_it(tmp_path):
+    """The first start creates the store and saves the lookup index with the zones'
+    properties; a restart answers /v1/check from those and the store's geometries, without
+    importing pandas, geopandas or pyarrow (most of a start's cost), and gives the same
+    answers as the first process, which had loaded the zone table. Routes that need the
+    table still get it."""
+    env = {**os.environ, "ZONING_CACHE_DIR": str(tmp_path / "cache")}
+    runs = []
+    for _ in range(2):
+        out = subprocess.run([sys.executable, "-c", RESTART_PROBE, str(tmp_path / "zones.gpkg"), str(BUNDLED_ZONES),
+                              json.dumps(RESTART_QUESTIONS)],
+                             cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=True)
+        runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    first, restart = runs
+    assert {"pandas", "geopandas"} <= set(first["heavy"])  # created the store from the bundled GeoJSON
+    assert restart["heavy"] == []
+    assert restart["answers"] == first["answers"]
+    answers = restart["answers"]
+    assert "mtg-jyq-ydh" in [z["zone_id"] for z in answers[0]["inside"]] and answers[0]["not_digitised"]
+    assert [v["verdict"] for v in answers[1]["verdicts"]] == ["prohibited"]
+    assert [v["verdict"] for v in answers[2]["verdicts"]] == ["unknown"]  # 斋堂: a zone that could decide is not drawn
+    assert ("mtg-jyq", 292.6) in [(z["zone_id"], z["distance_m"]) for z in answers[5]["nearby"]]
+    assert answers[-2]["coverage"] == "none" and answers[-1]["in_service_area"] is False
+    assert restart["zones"] == first["zones"] == 200 and restart["count"] == first["count"] > 0
+
+
+def test_a_saved_index_of_an_older_format_is_rebuilt_not_trusted(tmp_path):
+    """An index directory without the zones' properties (format /2) is rebuilt from the zone
+    table on the first answer, and the answer is still right."""
+    from geo import index_files
+
+    env = {**os.environ, "ZONING_CACHE_DIR": str(tmp_path / "cache")}
+    args = [sys.executable, "-c", RESTART_PROBE, str(tmp_path / "zones.gpkg"), str(BUNDLED_ZONES),
+            json.dumps(RESTART_QUESTIONS[:2])]
+    first = json.loads(subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
+                                      check=True).stdout.strip().splitlines()[-1])
+    (manifest,) = (tmp_path / "index").rglob(index_files.MANIFEST)
+    data = json.loads(manifest.read_text())
+    data["format"] = "zoning-lookup-index/2"
+    manifest.write_text(json.dumps(data))
+    again = json.loads(subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
+                                      check=True).stdout.strip().splitlines()[-1])
+    assert again["answers"] == first["answers"]
+    assert json.loads(manifest.read_text())["format"] == index_files.FORMAT

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pyproj
 import pytest
 import shapely
@@ -25,7 +26,7 @@ def zones(sample_zones):
         make_zone("t-multi", multi, layer="river_management"),
         make_zone("t-station", shapely.Point(116.5, 39.9), layer="monitoring_section"),
     ])
-    return schema.normalize_zones(schema.pd.concat([sample_zones, extra], ignore_index=True))
+    return schema.normalize_zones(pd.concat([sample_zones, extra], ignore_index=True))
 
 
 @pytest.fixture
@@ -279,7 +280,7 @@ def test_every_bundled_zone_measures_distances_in_epsg_4548(bundled_zones):
 def test_a_zone_far_from_beijing_measures_in_its_own_gauss_kruger_zone(sample_zones):
     # Kashgar (76°E) is 41° from EPSG:4548's meridian, where its scale is off by tens of per cent.
     kashgar = make_zone("t-kashgar", shapely.box(75.95, 39.45, 76.05, 39.55), district_code="653101")
-    zones = schema.normalize_zones(schema.pd.concat([sample_zones, schema.zones_from_records([kashgar])],
+    zones = schema.normalize_zones(pd.concat([sample_zones, schema.zones_from_records([kashgar])],
                                                     ignore_index=True))
     index = ZoneIndex.from_frame(zones, grid_size=256)
     crs = dict(zip(index.zones["zone_id"], index.zone_crs.tolist(), strict=True))

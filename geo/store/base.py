@@ -27,11 +27,13 @@ import abc
 import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any
-
-import geopandas as gpd
+from typing import TYPE_CHECKING, Any
 
 from geo.store.changes import diff_details
+
+if TYPE_CHECKING:
+    import geopandas as gpd
+    import numpy as np
 
 
 class StoreError(RuntimeError):
@@ -126,6 +128,15 @@ class StoreBackend(abc.ABC):
     @abc.abstractmethod
     def snapshot(self, version: int | None = None) -> tuple[gpd.GeoDataFrame, VersionInfo]:
         """The zones of ``version`` (default: current) and its info, read in one transaction."""
+
+    def zone_geometries(self, version: int | None = None) -> tuple[list[str], np.ndarray, VersionInfo]:
+        """The zone ids and shapely geometries of ``version`` (default: current), in table order,
+        and its info: what the saved lookup index needs, read without building the zone table
+        (``geo.catalog``). This default builds it; the SQL backends read the rows directly."""
+        import numpy as np
+
+        zones, info = self.snapshot(version)
+        return zones["zone_id"].tolist(), np.asarray(zones.geometry.values, dtype=object), info
 
     def load(self, version: int | None = None) -> gpd.GeoDataFrame:
         """The zone table of ``version`` (default: current), validated."""

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import geopandas as gpd
 import numpy as np
 import shapely
 
 from geo import schema
 from geo.crs import geodesic_area_m2
+
+if TYPE_CHECKING:
+    import geopandas as gpd
 
 # Zones serialised per step of content_hash: bounds its memory, not its result.
 HASH_BATCH = 2_000

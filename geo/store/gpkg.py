@@ -39,9 +39,8 @@ import struct
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import geopandas as gpd
 import numpy as np
 import pyproj
 import shapely
@@ -50,6 +49,9 @@ from geo import schema
 from geo.store.base import StoreError, VersionInfo
 from geo.store.sql import SQLStore
 from geo.store.work import SQLiteWorkTables
+
+if TYPE_CHECKING:
+    import geopandas as gpd
 
 CURRENT_LAYER = "zones"
 HISTORY_LAYER = "zone_history"
@@ -139,6 +141,8 @@ def encode_rows(zones: gpd.GeoDataFrame) -> list[tuple]:
 def decode_rows(rows: Sequence[Sequence[Any]], *, validate: bool = True) -> gpd.GeoDataFrame:
     """The zone table of rows of (columns…, geometry blob), validated unless it is only a
     part of a table (whose parent ids may point outside it)."""
+    import geopandas as gpd
+
     if not rows:
         return schema.empty_zones()
     records = [dict(zip(_COLUMNS, row[:-1], strict=True)) for row in rows]

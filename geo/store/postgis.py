@@ -40,16 +40,17 @@ import re
 import struct
 import threading
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
-
-import geopandas as gpd
 
 from geo import paths, schema
 from geo.store.base import StoreError, VersionInfo
 from geo.store.gpkg import _wkb
 from geo.store.sql import SQLStore
 from geo.store.work import PostgresWorkTables
+
+if TYPE_CHECKING:
+    import geopandas as gpd
 
 SCHEMES = ("postgresql://", "postgres://")
 CHANNEL = "zoning_versions"

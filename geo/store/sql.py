@@ -26,17 +26,20 @@ import contextlib
 import datetime as dt
 import json
 from collections.abc import Callable
-from typing import Any
-
-import geopandas as gpd
+from typing import TYPE_CHECKING, Any
 
 from geo import schema
 from geo.store.base import AuditEntry, AuditEvent, StoreBackend, StoreError, VersionInfo
 from geo.store.changes import content_hash, diff_zones, with_computed_area
 
+if TYPE_CHECKING:
+    import geopandas as gpd
+    import numpy as np
+
 VERSION_FIELDS = ("version", "data_version", "created_at", "author", "action", "source", "source_sha256",
                   "zone_count", "summary", "note")
 AUDIT_FIELDS = ("id", "at", "actor", "role", "action", "target", "detail", "client", "version")
+_ZONE_ID = schema.ZONE_COLUMNS.index("zone_id")  # position in a zone row
 
 
 def now() -> str:
@@ -142,17 +145,29 @@ class SQLStore(StoreBackend):
             raise self._missing()
         return info
 
-    def snapshot(self, version: int | None = None) -> tuple[gpd.GeoDataFrame, VersionInfo]:
-        from geo.store.gpkg import decode_rows
-
+    def _rows_of(self, version: int | None) -> tuple[list[tuple], VersionInfo]:
+        """The zone rows of ``version`` (None: current) and its version row, in one read."""
         with self._reading() as db:
             info = self._info(db, version)
             if info is None:
                 if version is None:
                     raise self._missing()
                 raise self._absent(db, version, "version {number} is not in {path}")
-            rows = self._zone_rows(db, version)
+            # The current version's rows are the open ones: an index lookup, not the by-version view.
+            current = version is None or version == self._head_in(db)
+            return self._zone_rows(db, None if current else version), info
+
+    def snapshot(self, version: int | None = None) -> tuple[gpd.GeoDataFrame, VersionInfo]:
+        from geo.store.gpkg import decode_rows
+
+        rows, info = self._rows_of(version)
         return decode_rows(rows), info
+
+    def zone_geometries(self, version: int | None = None) -> tuple[list[str], np.ndarray, VersionInfo]:
+        from geo.store.gpkg import geometries
+
+        rows, info = self._rows_of(version)
+        return [row[_ZONE_ID] for row in rows], geometries([row[-1] for row in rows]), info
 
     # -- writing -----------------------------------------------------------------------------
     def save(self, zones: gpd.GeoDataFrame, *, action: str, author: str = "zoning",
