@@ -10,8 +10,14 @@ A failed delivery (network error or a non-2xx answer) is retried ``ATTEMPTS`` ti
 doubling waits. Every attempt is a row of the delivery log, the store's ``webhook_log``
 work table (``geo.store.work``; with a store file, an earlier release's
 ``<store>.webhook.jsonl`` is still read); the last delivered version is read back from it
-at start, so a restart neither repeats nor skips a notice. Several replicas on one PostGIS
-store each run a notifier: point the webhook setting at one of them only.
+at start, so a restart neither repeats nor skips a notice.
+
+Several replicas (or ``--workers``) on one store each run a notifier, and exactly one of them
+sends each notice: before sending, a notifier claims the version in the ``webhook_claims`` work
+table, in a write transaction of the store, so two processes never both hold the claim. The
+others wait for that version to be delivered (or given up after ``ATTEMPTS``) before moving
+on, so notices still arrive in version order. A claim whose holder died mid-way — no delivery
+and fewer than ``ATTEMPTS`` attempts logged after ``CLAIM_LEASE_S`` — is taken over.
 """
 
 from __future__ import annotations
@@ -21,9 +27,12 @@ import hashlib
 import hmac
 import json
 import logging
+import os
+import socket
 import threading
 import urllib.error
 import urllib.request
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +45,8 @@ log = logging.getLogger("zoning.webhook")
 ATTEMPTS = 4
 FIRST_WAIT_S = 0.5
 TIMEOUT_S = 10
+# Longer than a whole delivery (ATTEMPTS x TIMEOUT_S plus the waits, ~45 s) and its payload.
+CLAIM_LEASE_S = 300.0
 
 
 def signature(secret: str, body: bytes) -> str:
@@ -68,6 +79,7 @@ class WebhookNotifier:
         if not secret:
             raise ValueError("ZONING_WEBHOOK_URL is set without ZONING_WEBHOOK_SECRET: the webhook body must be signed")
         self.store, self.url, self.secret, self.poll_seconds = store, url, secret, poll_seconds
+        self.name = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"  # this notifier, in claims
         delivered = last_delivered(store)
         self.last = delivered if delivered is not None else store.current().version
         self._stop = threading.Event()
@@ -84,11 +96,39 @@ class WebhookNotifier:
         while not self._stop.wait(self.poll_seconds):
             try:
                 for info in sorted(self.store.versions(), key=lambda v: v.version):
-                    if info.version > self.last:
+                    if info.version <= self.last:
+                        continue
+                    claim = self.claim(info.version)
+                    if claim == "pending":  # another process is sending it: look again next round
+                        break
+                    if claim == "mine":
                         self.notify(info)
-                        self.last = info.version
+                    self.last = info.version
             except Exception:  # noqa: BLE001 - the notifier must outlive one bad round; logged
                 log.exception("webhook round failed")
+
+    def claim(self, version: int) -> str:
+        """``"mine"`` when this notifier is to send ``version``'s notice (it holds the claim now),
+        ``"done"`` when it was delivered or given up, ``"pending"`` while another process holds a
+        live claim. One write transaction: of two notifiers asking at once, one gets it."""
+        now = dt.datetime.now(dt.UTC)
+        with self.store.work().writing() as tx:
+            held = tx.execute("SELECT claimed_by, claimed_at FROM webhook_claims WHERE version = ? AND url = ?",
+                              (version, self.url)).fetchone()
+            if held is not None and held["claimed_by"] != self.name:
+                tries = tx.execute("SELECT count(*) AS n, max(delivered) AS delivered FROM webhook_log "
+                                   "WHERE version = ? AND url = ?", (version, self.url)).fetchone()
+                if tries["delivered"] or tries["n"] >= ATTEMPTS:
+                    return "done"
+                if (now - dt.datetime.fromisoformat(held["claimed_at"])).total_seconds() < CLAIM_LEASE_S:
+                    return "pending"
+                log.warning("webhook: taking over version %s from %s (claimed %s, not delivered)", version,
+                            held["claimed_by"], held["claimed_at"])
+                tx.execute("DELETE FROM webhook_claims WHERE version = ? AND url = ?", (version, self.url))
+            if held is None or held["claimed_by"] != self.name:
+                tx.execute("INSERT INTO webhook_claims (version, url, claimed_by, claimed_at) VALUES (?, ?, ?, ?)",
+                           (version, self.url, self.name, now.isoformat(timespec="seconds")))
+        return "mine"
 
     def payload(self, info) -> dict[str, Any]:
         sites = gimpact.load_sites(self.store)

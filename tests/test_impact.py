@@ -174,3 +174,80 @@ def test_a_site_whose_prohibiting_zones_are_removed_has_its_verdict_changed(tmp_
     changed = changes[changes["change"] == "verdict_changed"]
     assert any(r.startswith(f"{PIG}: prohibited → ") for r in changed["rules"]), list(changed["rules"])
     assert summary["changes"]["verdict_changed"] == len(changed) > 0
+
+
+class CountingReceiver(http.server.BaseHTTPRequestHandler):
+    """Loopback webhook receiver that answers 200 and keeps the versions it was sent."""
+
+    versions: list[int] = []
+
+    def do_POST(self):  # noqa: N802 - http.server's naming
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        CountingReceiver.versions.append(json.loads(body)["version"])
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.mark.parametrize("backend", ["gpkg", "postgis"])
+def test_replicas_on_one_store_send_each_notice_once_and_in_order(backend, tmp_path, request, sample_zones):
+    """Two notifiers on one store (two replicas, or two workers): every new version is sent
+    exactly once, in version order, whichever notifier sends it."""
+    from api.webhook import WebhookNotifier, delivery_log
+    from geo.store import store_at
+    from tests.store_backends import new_location, reopen
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), CountingReceiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    CountingReceiver.versions = []
+    store = store_at(new_location(backend, tmp_path, request))
+    store.save(sample_zones, action="init")
+    url = f"http://127.0.0.1:{server.server_port}/hook"
+    notifiers = [WebhookNotifier(s, url, "s" * 32, poll_seconds=0.05) for s in (store, reopen(store))]
+    try:
+        for n in notifiers:
+            n.start()
+        zones = store.load()
+        for k in range(4):  # versions 2-5, each a small edit
+            zones = zones.copy()
+            zones.loc[zones.index[0], "name_en"] = f"edit {k}"
+            store.save(zones, action="edit")
+        deadline = time.monotonic() + 60
+        while len(CountingReceiver.versions) < 4 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)  # a duplicate would arrive now
+    finally:
+        for n in notifiers:
+            n.stop()
+        server.shutdown()
+    assert CountingReceiver.versions == [2, 3, 4, 5]
+    assert [(e["version"], e["attempt"], e["delivered"]) for e in delivery_log(store)] == [
+        (v, 1, True) for v in (2, 3, 4, 5)]
+
+
+def test_a_claim_left_by_a_dead_notifier_is_taken_over_and_a_given_up_one_is_not(tmp_path, sample_zones):
+    import datetime as dt
+
+    from api import webhook
+
+    store = ZoneStore(tmp_path / "zones.gpkg")
+    store.save(sample_zones, action="init")
+    url = "http://127.0.0.1:9/hook"
+    stale = (dt.datetime.now(dt.UTC) - dt.timedelta(seconds=webhook.CLAIM_LEASE_S + 1)).isoformat(timespec="seconds")
+    fresh = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    with store.work().writing() as tx:
+        for version, at in ((2, stale), (3, stale), (4, fresh)):
+            tx.execute("INSERT INTO webhook_claims (version, url, claimed_by, claimed_at) VALUES (?, ?, ?, ?)",
+                       (version, url, "gone:1:dead", at))
+        for attempt in range(1, webhook.ATTEMPTS + 1):  # version 3: every attempt failed
+            tx.execute("INSERT INTO webhook_log (at, url, version, attempt, status, error, delivered) "
+                       "VALUES (?, ?, 3, ?, 500, 'HTTP Error 500', 0)", (stale, url, attempt))
+    notifier = webhook.WebhookNotifier(store, url, "s" * 32)
+    assert notifier.claim(2) == "mine"  # its holder died before a single attempt
+    assert notifier.claim(2) == "mine"  # and it stays this notifier's
+    assert webhook.WebhookNotifier(store, url, "s" * 32).claim(2) == "pending"  # for everyone else
+    assert notifier.claim(3) == "done"  # given up after every attempt failed: not sent again
+    assert notifier.claim(4) == "pending"  # a live claim of another process
+    assert notifier.claim(5) == "mine"  # nobody's yet

@@ -176,7 +176,8 @@ def test_store_copy_moves_a_geopackage_into_postgis_and_back_with_history(sample
         assert done.returncode == 0, done.stderr
         assert "copied 4 version(s)" in done.stdout
     expected, expected_work = _history(gpkg), _work(gpkg)
-    assert set(expected_work) == {"users", "sessions", "sheets", "sheet_pages", "drafts", "sites", "webhook_log"}
+    assert set(expected_work) == {"users", "sessions", "sheets", "sheet_pages", "drafts", "sites", "webhook_log",
+                                 "webhook_claims"}
     assert all(expected_work[t] for t in ("users", "sessions", "sheets", "sheet_pages", "drafts", "sites"))
     for copied in (store_at(pg_url), store_at(back_path)):
         assert _history(copied) == expected

@@ -50,6 +50,10 @@ TABLES: dict[str, str] = {
     "webhook_log": """CREATE TABLE IF NOT EXISTS webhook_log (id {id}, at TEXT NOT NULL, url TEXT NOT NULL,
         version INTEGER NOT NULL, attempt INTEGER NOT NULL, status INTEGER, error TEXT,
         delivered INTEGER NOT NULL)""",
+    # Which process delivers each version's notice: replicas on one store claim it in a write
+    # transaction, so exactly one of them sends it (``api.webhook``).
+    "webhook_claims": """CREATE TABLE IF NOT EXISTS webhook_claims (version INTEGER NOT NULL, url TEXT NOT NULL,
+        claimed_by TEXT NOT NULL, claimed_at TEXT NOT NULL, PRIMARY KEY (version, url))""",
 }
 INDEXES = ("CREATE INDEX IF NOT EXISTS drafts_zone ON drafts (zone_id, status)",)
 # Tables whose ``id`` is auto-numbered (a copy keeps the numbers and moves the counter on).
