@@ -10,12 +10,14 @@ import sys
 import threading
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 
 from api import routers
 from api.app import create_app
 from api.settings import Settings
 from geo.paths import BUNDLED_ZONES
+from tests.store_backends import new_location
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -130,16 +132,18 @@ RESTART_QUESTIONS = [
 ]
 
 
-def test_a_restart_answers_points_without_the_zone_table_and_the_same_as_with_it(tmp_path):
+@pytest.mark.parametrize("backend", ["gpkg", "postgis"])
+def test_a_restart_answers_points_without_the_zone_table_and_the_same_as_with_it(backend, tmp_path, request):
     """The first start creates the store and saves the lookup index with the zones'
     properties; a restart answers /v1/check from those and the store's geometries, without
     importing pandas, geopandas or pyarrow (most of a start's cost), and gives the same
     answers as the first process, which had loaded the zone table. Routes that need the
     table still get it."""
     env = {**os.environ, "ZONING_CACHE_DIR": str(tmp_path / "cache")}
+    location = new_location(backend, tmp_path, request)
     runs = []
     for _ in range(2):
-        out = subprocess.run([sys.executable, "-c", RESTART_PROBE, str(tmp_path / "zones.gpkg"), str(BUNDLED_ZONES),
+        out = subprocess.run([sys.executable, "-c", RESTART_PROBE, location, str(BUNDLED_ZONES),
                               json.dumps(RESTART_QUESTIONS)],
                              cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=True)
         runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
