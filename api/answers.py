@@ -10,7 +10,7 @@ the functions here, so the two never drift apart.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,10 +48,35 @@ def zone_answer(row: Mapping[str, Any]) -> dict[str, Any]:
     return answer
 
 
-def zone_answers(snap: Snapshot) -> list[dict[str, Any]]:
-    """``zone_answer`` of every zone, in table order, built once per data version from the
-    zones' properties (no zone table needed); copy before adding keys."""
-    return snap.cached("zone_answers", lambda: [zone_answer(row) for row in snap.records()])
+class LazySequence(Sequence):
+    """``build(i)`` for i in ``range(n)``, each built when first asked for and then kept: an
+    answer names a few zones of a table that may hold 300 000 (building every zone's answer
+    up front took 0.8 s of a first answer at 33 000 zones, ``benchmarks/bench_national.py``)."""
+
+    def __init__(self, n: int, build: Callable[[int], Any]):
+        self._items: list[Any] = [None] * n
+        self._build = build
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[k] for k in range(*i.indices(len(self)))]
+        item = self._items[i]
+        if item is None:  # two threads may both build it: the same value, either is kept
+            item = self._items[i] = self._build(i)
+        return item
+
+
+def zone_answers(snap: Snapshot) -> Sequence[dict[str, Any]]:
+    """``zone_answer`` of every zone, in table order, once per data version, each built from
+    the zone's properties (no zone table needed) when first used; copy before adding keys."""
+    def build() -> LazySequence:
+        records = snap.records()
+        return LazySequence(len(records), lambda i: zone_answer(records[i]))
+
+    return snap.cached("zone_answers", build)
 
 
 def localised(zone: Mapping[str, Any], lang: str) -> dict[str, Any]:
@@ -65,10 +90,10 @@ def localised(zone: Mapping[str, Any], lang: str) -> dict[str, Any]:
             "accuracy_text": ACCURACY_TEXT.get(zone["accuracy"], ("", ""))[i]}
 
 
-def zone_answers_in(snap: Snapshot, lang: str) -> list[dict[str, Any]]:
+def zone_answers_in(snap: Snapshot, lang: str) -> Sequence[dict[str, Any]]:
     """``zone_answers`` localised to ``lang``, built once per data version and language."""
     base = zone_answers(snap)
-    return snap.cached(f"zone_answers_{lang}", lambda: [localised(z, lang) for z in base])
+    return snap.cached(f"zone_answers_{lang}", lambda: LazySequence(len(base), lambda i: localised(base[i], lang)))
 
 
 # The disclaimer's sentences per language; {names}, {accuracy} and {n} are filled in.

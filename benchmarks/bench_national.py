@@ -8,7 +8,8 @@ They are synthetic benchmark data (``method`` says so), never shipped, never ser
 
 Prints, for one run: generation time; store import (GeoPackage ``save``: validation,
 geodesic areas, content hash, one transaction) time and file size; store load time; lookup
-index build time, saved size and load time; lookup rate on 1 M random points inside the
+index build time, saved size (with the zones' properties) and load time; a restart's first
+point answer from the saved index and the store's geometries, without the zone table; lookup rate on 1 M random points inside the
 extent and on 1 M points inside zones; distances (boundary distance and zones within 500 m,
 boundary chunks built lazily) for 10 000 points inside zones, first and second time;
 GeoPackage export time; peak memory (RSS) after each step. The bundled Beijing zones go
@@ -26,6 +27,7 @@ full size; default: the system's temporary folder). ``ZONING_NATIONAL_VERTICES``
 
 from __future__ import annotations
 
+import json
 import os
 import resource
 import sys
@@ -41,7 +43,9 @@ import geopandas as gpd  # noqa: E402
 import numpy as np  # noqa: E402
 import shapely  # noqa: E402
 
+from api.answers import check_answer  # noqa: E402
 from geo import index_files, schema  # noqa: E402
+from geo.catalog import RECORDS_ARRAY, ZoneCatalog, zone_records  # noqa: E402
 from geo.export import write_export  # noqa: E402
 from geo.lookup import ZoneIndex, build_arrays  # noqa: E402
 from geo.paths import BUNDLED_ZONES  # noqa: E402
@@ -145,14 +149,24 @@ def measure(label: str, zones: gpd.GeoDataFrame, workdir: Path) -> None:
     arrays, t_build = timed(lambda: build_arrays(geoms))
     build_cpu = cpu()
     ids = loaded["zone_id"].tolist()
-    directory = workdir / "index" / info.data_version
+    index_root = workdir / "index"
+    directory = index_root / info.data_version
+    records = json.dumps(zone_records(loaded), ensure_ascii=False).encode()  # as geo.catalog saves them
+    arrays[RECORDS_ARRAY] = np.frombuffer(records, dtype=np.uint8)
     index_files.save(directory, arrays, zone_ids=ids, grid_size=arrays["xs"].size - 1)
     del arrays
     size = sum(p.stat().st_size for p in directory.iterdir()) / 2**20
     saved, t_index_load = timed(lambda: index_files.load(directory, zone_ids=ids))
     index, t_wrap = timed(lambda: ZoneIndex(loaded, arrays=saved))
-    say(f"  lookup index build                           {t_build:8.1f} s   ({build_cpu}) saved {size:,.0f} MiB, "
-        f"loaded+verified in {t_index_load:.2f} s (+{t_wrap:.2f} s to wrap)   (RSS peak {peak_rss_mib():,.0f} MiB)")
+    say(f"  lookup index build                           {t_build:8.1f} s   ({build_cpu}) saved {size:,.0f} MiB "
+        f"(of which the zones' properties {len(records) / 2**20:,.0f} MiB), loaded+verified in {t_index_load:.2f} s "
+        f"(+{t_wrap:.2f} s to wrap)   (RSS peak {peak_rss_mib():,.0f} MiB)")
+    restart = ZoneCatalog(store, index_dir=index_root).snapshot()  # a new process: nothing loaded
+    point = shapely.get_coordinates(shapely.point_on_surface(geoms[len(geoms) // 2]))[0]
+    first, t_first_answer = timed(lambda: check_answer(restart, point[0], point[1], crs="wgs84", as_of=None,
+                                                         layers=None, near_m=500, lang="zh"))
+    say(f"  restart: first point answered without the zone table {t_first_answer:8.1f} s ({cpu()}; "
+        f"{len(first['inside'])} zone(s) inside; the table loaded: {restart._zones is not None})")
     rng = np.random.default_rng(1)
     minx, miny, maxx, maxy = loaded.total_bounds
     lon, lat = rng.uniform(minx, maxx, LOOKUPS), rng.uniform(miny, maxy, LOOKUPS)

@@ -388,11 +388,12 @@ class GeoPackageStore(SQLStore):
             except sqlite3.OperationalError:  # an empty file: no versions table yet
                 return 0
 
-    def _zone_rows(self, db: sqlite3.Connection, version: int | None) -> list[tuple]:
+    def _zone_rows(self, db: sqlite3.Connection, version: int | None, columns: str | None = None) -> list[tuple]:
+        columns = columns or _COLS
         if version is None:  # the open rows: an index lookup, same result as the view at head
-            return db.execute(f'SELECT {_COLS}, geom FROM "{HISTORY_LAYER}" WHERE valid_to IS NULL '
+            return db.execute(f'SELECT {columns}, geom FROM "{HISTORY_LAYER}" WHERE valid_to IS NULL '
                               "ORDER BY ordinal, fid").fetchall()
-        return db.execute(f'SELECT {_COLS}, geom FROM "{BY_VERSION_VIEW}" WHERE version = ? '
+        return db.execute(f'SELECT {columns}, geom FROM "{BY_VERSION_VIEW}" WHERE version = ? '
                           "ORDER BY ordinal, fid", (version,)).fetchall()
 
     # -- writing ---------------------------------------------------------------------------------

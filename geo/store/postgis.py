@@ -310,12 +310,13 @@ class PostGISStore(SQLStore):
                         raise
         return 0
 
-    def _zone_rows(self, db, version: int | None) -> list[tuple]:
+    def _zone_rows(self, db, version: int | None, columns: str | None = None) -> list[tuple]:
+        columns = columns or _COLS
         if version is None:
-            rows = db.execute(f"SELECT {_COLS}, ST_AsBinary(geom, 'NDR') FROM {self.schema}.zone_history "
+            rows = db.execute(f"SELECT {columns}, ST_AsBinary(geom, 'NDR') FROM {self.schema}.zone_history "
                               "WHERE valid_to IS NULL ORDER BY ordinal, fid").fetchall()
         else:
-            rows = db.execute(f"SELECT {_COLS}, ST_AsBinary(geom, 'NDR') FROM {self.schema}.zones_by_version "
+            rows = db.execute(f"SELECT {columns}, ST_AsBinary(geom, 'NDR') FROM {self.schema}.zones_by_version "
                               "WHERE version = %s ORDER BY ordinal, fid", (version,)).fetchall()
         return [(*r[:-1], _blob(r[-1])) for r in rows]
 

@@ -39,7 +39,6 @@ if TYPE_CHECKING:
 VERSION_FIELDS = ("version", "data_version", "created_at", "author", "action", "source", "source_sha256",
                   "zone_count", "summary", "note")
 AUDIT_FIELDS = ("id", "at", "actor", "role", "action", "target", "detail", "client", "version")
-_ZONE_ID = schema.ZONE_COLUMNS.index("zone_id")  # position in a zone row
 
 
 def now() -> str:
@@ -69,8 +68,9 @@ class SQLStore(StoreBackend):
         """The error for a store that holds no version, saying how to fill it."""
 
     @abc.abstractmethod
-    def _zone_rows(self, db, version: int | None) -> list[tuple]:
-        """The zones of ``version`` (None: current) as ``(columns…, GeoPackage blob)``, in order."""
+    def _zone_rows(self, db, version: int | None, columns: str | None = None) -> list[tuple]:
+        """The zones of ``version`` (None: current) as ``(columns…, GeoPackage blob)``, in order;
+        ``columns`` (SQL, quoted names; None: every column of the schema)."""
 
     @abc.abstractmethod
     def _write_rows(self, db, number: int, rows: list[tuple]) -> tuple[dict[str, list[str]], list[tuple]]:
@@ -145,8 +145,9 @@ class SQLStore(StoreBackend):
             raise self._missing()
         return info
 
-    def _rows_of(self, version: int | None) -> tuple[list[tuple], VersionInfo]:
-        """The zone rows of ``version`` (None: current) and its version row, in one read."""
+    def _rows_of(self, version: int | None, columns: str | None = None) -> tuple[list[tuple], VersionInfo]:
+        """The zone rows of ``version`` (None: current) and its version row, in one read
+        (``columns=``: as :meth:`_zone_rows`)."""
         with self._reading() as db:
             info = self._info(db, version)
             if info is None:
@@ -155,7 +156,7 @@ class SQLStore(StoreBackend):
                 raise self._absent(db, version, "version {number} is not in {path}")
             # The current version's rows are the open ones: an index lookup, not the by-version view.
             current = version is None or version == self._head_in(db)
-            return self._zone_rows(db, None if current else version), info
+            return self._zone_rows(db, None if current else version, columns), info
 
     def snapshot(self, version: int | None = None) -> tuple[gpd.GeoDataFrame, VersionInfo]:
         from geo.store.gpkg import decode_rows
@@ -166,8 +167,8 @@ class SQLStore(StoreBackend):
     def zone_geometries(self, version: int | None = None) -> tuple[list[str], np.ndarray, VersionInfo]:
         from geo.store.gpkg import geometries
 
-        rows, info = self._rows_of(version)
-        return [row[_ZONE_ID] for row in rows], geometries([row[-1] for row in rows]), info
+        rows, info = self._rows_of(version, columns='"zone_id"')
+        return [row[0] for row in rows], geometries([row[-1] for row in rows]), info
 
     # -- writing -----------------------------------------------------------------------------
     def save(self, zones: gpd.GeoDataFrame, *, action: str, author: str = "zoning",
