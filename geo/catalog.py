@@ -144,6 +144,20 @@ class Snapshot:
         return ZoneIndex(zones, arrays=arrays), records
 
 
+def save_lookup_index(store: StoreBackend, version: int | None = None,
+                      index_dir: Path | None = None) -> Path | None:
+    """Build and save the lookup index of ``version`` (default: current) where this machine's
+    servers of ``store`` look for it (``default_index_dir``), unless it is saved already: done
+    when a version is published, so the next start loads it instead of building it. The
+    directory, or None for a store without one."""
+    index_dir = index_dir if index_dir is not None else default_index_dir(store)
+    if index_dir is None:
+        return None
+    zones, info = store.snapshot(version)
+    Snapshot(zones, info, index_dir).lookup_index()
+    return index_dir / info.data_version
+
+
 class ZoneCatalog:
     """The snapshot being served. ``prepare(snapshot)`` runs on every new version before it
     is served (e.g. building the lookup index), off the request path."""

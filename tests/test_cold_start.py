@@ -178,3 +178,33 @@ def test_a_saved_index_of_an_older_format_is_rebuilt_not_trusted(tmp_path):
                                       check=True).stdout.strip().splitlines()[-1])
     assert again["answers"] == first["answers"]
     assert json.loads(manifest.read_text())["format"] == index_files.FORMAT
+
+
+def test_a_version_written_from_the_command_line_has_its_index_saved_for_the_next_start(tmp_path):
+    """`zoning rollback` (as `build`, `import`, `review --approve` and `store copy`) saves the
+    new version's lookup index: the next `zoning serve` answers from it, without the zone
+    table, and never builds an index of its own."""
+    from geo import schema
+    from geo.index_files import MANIFEST
+    from geo.store import ZoneStore
+
+    store = ZoneStore(tmp_path / "zones.gpkg")
+    zones = schema.zones_from_geojson(BUNDLED_ZONES.read_text(encoding="utf-8"))
+    store.save(zones, action="init")
+    store.save(zones.iloc[1:], action="edit", note="one zone fewer")
+    env = {**os.environ, "ZONING_CACHE_DIR": str(tmp_path / "cache")}
+    subprocess.run([sys.executable, "-c", "from geo.base import district_layer; district_layer()"],
+                   cwd=REPO, env=env, check=True, timeout=120)  # as on any start but a machine's first
+    done = subprocess.run([sys.executable, "-m", "api.cli", "rollback", "1", "--store", str(store.path)],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    current = store.current()
+    assert current.version == 3 and f"lookup index saved for {current.data_version}" in done.stderr
+    saved = tmp_path / "index" / "zones" / current.data_version
+    assert (saved / MANIFEST).exists()
+    out = subprocess.run([sys.executable, "-c", RESTART_PROBE, str(store.path), str(BUNDLED_ZONES),
+                          json.dumps(RESTART_QUESTIONS[:1])],
+                         cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=True)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    # No pandas: the saved index was used as it is (building one needs the zone table).
+    assert result["heavy"] == [] and result["answers"][0]["data_version"] == current.data_version

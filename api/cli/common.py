@@ -61,3 +61,22 @@ def cli_audit(action: str, target: str | None = None, **detail):
 
     return AuditEvent(actor=f"cli:{getpass.getuser()}", role="admin", action=action, target=target,
                       detail={k: v for k, v in detail.items() if v is not None}, client="cli")
+
+
+def save_index_of(zone_store) -> None:
+    """After a command wrote a version: save its lookup index, so the next ``zoning serve`` (or
+    a running one noticing the version) loads it instead of building it. A failure only warns:
+    the version is written, and a server builds the index itself."""
+    import time
+
+    from geo.catalog import save_lookup_index
+
+    start = time.perf_counter()
+    try:
+        directory = save_lookup_index(zone_store)
+    except Exception as exc:  # noqa: BLE001 - an optimisation failing must not fail the write
+        err_console.print(f"warning: the lookup index was not saved ({exc}); the service will build it", highlight=False)
+        return
+    if directory is not None:
+        err_console.print(f"lookup index saved for {directory.name} ({time.perf_counter() - start:.1f} s)",
+                          highlight=False)

@@ -10,7 +10,16 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from api.cli.common import UserError, app, cli_audit, console, err_console, resolve_store, store_option
+from api.cli.common import (
+    UserError,
+    app,
+    cli_audit,
+    console,
+    err_console,
+    resolve_store,
+    save_index_of,
+    store_option,
+)
 from geo.store import StoreError
 
 
@@ -66,6 +75,7 @@ def build(
         else:
             info = zone_store.save(zones, action="build", source="recipes", audit=cli_audit("build", "recipes"))
             console.print(f"store {zone_store.location}: new version {info.data_version} {info.as_dict()['summary']}")
+            save_index_of(zone_store)
     not_digitised = sum(not b.digitised for b in report.built.values())
     console.print(f"{len(zones)} zones built, {not_digitised} not digitised; "
                   f"checks: {len(report.checks) - len(report.flagged)} passed, {len(report.flagged)} flagged")
@@ -212,7 +222,8 @@ def import_file(
     options = importer.ImportOptions(
         layer=layer, district=district, mapping=importer.parse_mapping(mapping), values=importer.parse_values(values),
         crs=crs, accuracy=accuracy, repair=repair, layer_name=layer_name, encoding=encoding, rules_from=rules_from)
-    report = importer.run_import(resolve_store(store), file, options, dry_run=dry_run,
+    zone_store = resolve_store(store)
+    report = importer.run_import(zone_store, file, options, dry_run=dry_run,
                                  author=author or getpass.getuser(), audit=cli_audit(
                                      "import", layer, file=file.name, district=district, author=author))
     if as_json:
@@ -226,6 +237,7 @@ def import_file(
     else:
         err_console.print(f"imported as version {report.version['version']} ({report.version['data_version']})",
                           highlight=False)
+        save_index_of(zone_store)
 
 
 def _version_or_exit(zone_store, number: int):
@@ -297,6 +309,7 @@ def rollback(version: int = typer.Argument(..., help="The version to serve again
                                audit=cli_audit("rollback", str(version), author=author))
     console.print(f"version {version} is served again as version {info.version} ({info.data_version})",
                   highlight=False)
+    save_index_of(zone_store)
 
 
 base_app = typer.Typer(help="Regenerate the base layers in data/boundaries/base/.", no_args_is_help=True)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import typer
 from rich.table import Table
 
-from api.cli.common import UserError, app, console, resolve_store, store_option
+from api.cli.common import UserError, app, console, resolve_store, save_index_of, store_option
 
 if TYPE_CHECKING:
     from geo.digitise import georef as georef_mod
@@ -182,6 +182,7 @@ def review(
         info = zone_store.version(done.version)
         console.print(f"draft {draft} published: {done.zone_id} is served as {info.data_version} "
                       f"(author {done.author}, reviewer {user.name})", highlight=False)
+        save_index_of(zone_store)
     else:
         console.print(f"draft {draft} rejected; {done.author} sees the comment", highlight=False)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from api.cli.common import UserError, app, console, store_location
+from api.cli.common import UserError, app, console, save_index_of, store_location
 
 store_app = typer.Typer(help="Zone store: copy a store into another backend (GeoPackage ⇄ PostGIS).",
                         no_args_is_help=True)
@@ -33,3 +33,4 @@ def copy(
     info = target.current()
     console.print(f"copied {n} version(s) from {source.location} to {target.location}; "
                   f"current {info.data_version}, {info.zone_count} zones")
+    save_index_of(target)
