@@ -112,6 +112,9 @@ from api.settings import Settings
 app = create_app(Settings(store=sys.argv[1], seed=sys.argv[2]))
 with TestClient(app) as client:
     answers = [client.get("/v1/check", params=p).json() for p in json.loads(sys.argv[3])]
+    site = {"type": "Polygon", "coordinates": [[[116.03, 39.96], [116.05, 39.96], [116.05, 39.98], [116.03, 39.98],
+                                                [116.03, 39.96]]]}
+    answers.append(client.post("/v1/check/site", json=site, params={"activity": "livestock_scale_farm_new"}).json())
     heavy = sorted(m for m in ("pandas", "geopandas", "pyarrow") if m in sys.modules)
     zones = client.get("/v1/zones", params={"district": "110109"})
 print(json.dumps({"answers": answers, "heavy": heavy, "zones": zones.status_code, "count": zones.json()["count"]}))
@@ -156,7 +159,8 @@ def test_a_restart_answers_points_without_the_zone_table_and_the_same_as_with_it
     assert [v["verdict"] for v in answers[1]["verdicts"]] == ["prohibited"]
     assert [v["verdict"] for v in answers[2]["verdicts"]] == ["unknown"]  # 斋堂: a zone that could decide is not drawn
     assert ("mtg-jyq", 292.6) in [(z["zone_id"], z["distance_m"]) for z in answers[5]["nearby"]]
-    assert answers[-2]["coverage"] == "none" and answers[-1]["in_service_area"] is False
+    assert answers[-3]["coverage"] == "none" and answers[-2]["in_service_area"] is False
+    assert answers[-1]["zones"] and answers[-1]["zones"][0]["overlap_area_m2"] > 0  # the site answer, too
     assert restart["zones"] == first["zones"] == 200 and restart["count"] == first["count"] > 0
 
 
