@@ -5,9 +5,14 @@ is a ``L.vectorGrid.protobuf`` over ``tiles/{layer}/{z}/{x}/{y}.mvt`` (relative,
 prefix works), drawn as SVG in the overlay pane with the same colours and accuracy dashes as
 the inline layers (``style`` per accuracy, from ``maps.render.zone_style``), asking only for
 tiles inside the layer's extent (GridLayer ``bounds``: 8 layers over Beijing's first view
-asked 200 tiles without it, most of them empty). The tiles are
-not interactive: a click goes to the map, which asks ``/v1/check`` and shows the answer's
-zones in a popup and the panel (``maps/templates/panel.js``).
+asked 200 tiles without it, most of them empty). The zones are interactive for hover only:
+the tooltip (names, layer, accuracy when not official) is built from the properties every
+tile already carries (``maps.tiles.PROPERTIES``) and the page's layer and accuracy texts, so
+neither the tiles nor the page grow for it. A click goes on to the map, which asks
+``/v1/check`` and shows the answer's zones in a popup and the panel (``maps/templates/panel.js``).
+
+``BaseTileLayer`` draws the district base layer (``tiles/districts/…``: Beijing's districts,
+and the neighbouring counties dashed) under the zones, so the tiled page inlines no outline.
 
 Tiles are requested up to ``MAX_NATIVE_ZOOM`` and scaled beyond it: at z16 a tile unit is
 ~0.6 m in Beijing, finer than any zone drawn from text.
@@ -29,12 +34,13 @@ class ZoneTileLayer(folium.map.Layer):
     _template = jinja2.Template("""
         {% macro script(this, kwargs) %}
         var {{ this.get_name() }} = L.vectorGrid.protobuf({{ this.url|tojson }}, {
-            rendererFactory: L.svg.tile, interactive: false, pane: "overlayPane",
+            rendererFactory: L.svg.tile, interactive: true, pane: "overlayPane",
             maxNativeZoom: {{ this.max_native_zoom }}, maxZoom: 19, bounds: {{ this.bounds|tojson }},
             vectorTileLayerStyles: {
                 {{ this.layer|tojson }}: ZoningMap.tileStyle({{ this.layer|tojson }}, {{ this.styles|tojson }})
             }
         });
+        ZoningMap.hoverTiles({{ this.get_name() }});
         {% endmacro %}
     """)
     default_js = [VECTORGRID_JS]
@@ -47,4 +53,35 @@ class ZoneTileLayer(folium.map.Layer):
         self.styles = styles
         self.url = url_template.replace("{layer}", layer)
         self.bounds = bounds  # [[south, west], [north, east]]: no tile is asked for outside the layer
+        self.max_native_zoom = MAX_NATIVE_ZOOM
+
+
+class BaseTileLayer(folium.map.Layer):
+    """The district base layer from ``tiles/districts/…``, not interactive, each unit styled by
+    its ``kind`` (``styles``: "district" and "neighbour" to a Leaflet path style); added to the
+    district group, so the layer control shows and hides it with the labels."""
+
+    _template = jinja2.Template("""
+        {% macro script(this, kwargs) %}
+        var {{ this.get_name() }} = L.vectorGrid.protobuf({{ this.url|tojson }}, {
+            rendererFactory: L.svg.tile, interactive: false, pane: "overlayPane",
+            maxNativeZoom: {{ this.max_native_zoom }}, maxZoom: 19, bounds: {{ this.bounds|tojson }},
+            vectorTileLayerStyles: {
+                {{ this.layer|tojson }}: function (props) {
+                    var styles = {{ this.styles|tojson }};
+                    return styles[props.kind] || styles.district;
+                }
+            }
+        });
+        {% endmacro %}
+    """)
+    default_js = [VECTORGRID_JS]
+
+    def __init__(self, layer: str, styles: dict[str, dict], bounds: list[list[float]], url_template: str = TILE_URL):
+        super().__init__(name=layer, overlay=True, control=False, show=True)
+        self._name = "BaseTileLayer"
+        self.layer = layer
+        self.styles = styles
+        self.url = url_template.replace("{layer}", layer)
+        self.bounds = bounds
         self.max_native_zoom = MAX_NATIVE_ZOOM
