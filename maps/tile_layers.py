@@ -34,21 +34,25 @@ class ZoneTileLayer(folium.map.Layer):
     _template = jinja2.Template("""
         {% macro script(this, kwargs) %}
         var {{ this.get_name() }} = L.vectorGrid.protobuf({{ this.url|tojson }}, {
-            rendererFactory: L.svg.tile, interactive: true, pane: "overlayPane",
+            rendererFactory: L.svg.tile, interactive: {{ this.hover|tojson }}, pane: "overlayPane",
             maxNativeZoom: {{ this.max_native_zoom }}, maxZoom: 19, bounds: {{ this.bounds|tojson }},
             vectorTileLayerStyles: {
-                {{ this.layer|tojson }}: ZoningMap.tileStyle({{ this.layer|tojson }}, {{ this.styles|tojson }})
+                {{ this.layer|tojson }}: ZoningMap.{{ this.style_function }}({{ this.layer|tojson }}, {{ this.styles|tojson }})
             }
         });
+        {%- if this.hover %}
         ZoningMap.hoverTiles({{ this.get_name() }});
+        {%- endif %}
         {% endmacro %}
     """)
     default_js = [VECTORGRID_JS]
+    style_function = "tileStyle"  # panel.js: (layer id, styles by accuracy) -> VectorGrid style function
+    hover = True                  # a tooltip on hover (the features are interactive)
 
     def __init__(self, layer: str, name: str, styles: dict[str, dict], bounds: list[list[float]],
-                 url_template: str = TILE_URL):
-        super().__init__(name=name, overlay=True, control=True, show=True)
-        self._name = "ZoneTileLayer"
+                 url_template: str = TILE_URL, control: bool = True):
+        super().__init__(name=name, overlay=True, control=control, show=True)
+        self._name = type(self).__name__
         self.layer = layer
         self.styles = styles
         self.url = url_template.replace("{layer}", layer)
@@ -56,32 +60,13 @@ class ZoneTileLayer(folium.map.Layer):
         self.max_native_zoom = MAX_NATIVE_ZOOM
 
 
-class BaseTileLayer(folium.map.Layer):
+class BaseTileLayer(ZoneTileLayer):
     """The district base layer from ``tiles/districts/…``, not interactive, each unit styled by
     its ``kind`` (``styles``: "district" and "neighbour" to a Leaflet path style); added to the
     district group, so the layer control shows and hides it with the labels."""
 
-    _template = jinja2.Template("""
-        {% macro script(this, kwargs) %}
-        var {{ this.get_name() }} = L.vectorGrid.protobuf({{ this.url|tojson }}, {
-            rendererFactory: L.svg.tile, interactive: false, pane: "overlayPane",
-            maxNativeZoom: {{ this.max_native_zoom }}, maxZoom: 19, bounds: {{ this.bounds|tojson }},
-            vectorTileLayerStyles: {
-                {{ this.layer|tojson }}: function (props) {
-                    var styles = {{ this.styles|tojson }};
-                    return styles[props.kind] || styles.district;
-                }
-            }
-        });
-        {% endmacro %}
-    """)
-    default_js = [VECTORGRID_JS]
+    style_function = "baseStyle"
+    hover = False
 
     def __init__(self, layer: str, styles: dict[str, dict], bounds: list[list[float]], url_template: str = TILE_URL):
-        super().__init__(name=layer, overlay=True, control=False, show=True)
-        self._name = "BaseTileLayer"
-        self.layer = layer
-        self.styles = styles
-        self.url = url_template.replace("{layer}", layer)
-        self.bounds = bounds
-        self.max_native_zoom = MAX_NATIVE_ZOOM
+        super().__init__(layer, layer, styles, bounds, url_template, control=False)

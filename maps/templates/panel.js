@@ -555,6 +555,11 @@
       };
     },
 
+    /* Tile mode: the district base layer's style, by the unit's kind (district or neighbour). */
+    baseStyle: function (layerId, styles) {
+      return function (props) { return styles[props.kind] || styles.district; };
+    },
+
     /* Tile mode: a tooltip that follows the pointer over the zone under it (its tile's
        properties). One for all layers: a tile redrawn under a still pointer sends no mouseout. */
     hoverTiles: function (grid) {
