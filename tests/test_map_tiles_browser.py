@@ -24,6 +24,7 @@ from tests.test_map_browser import (  # noqa: F401  (browser: the Chromium fixtu
     click_at,
     interior_point,
     result_zone_ids,
+    server,
     wait_result,
     yongding_source_zone,
 )
@@ -229,6 +230,26 @@ def test_hovering_a_tiled_zone_shows_its_names_layer_and_that_it_is_not_official
     p.mouse.move(box["x"] + box["width"] / 2 + 3, box["y"] + box["height"] / 2 + 3)
     tip.wait_for(state="detached", timeout=10_000)
     page.assert_clean()
+
+
+def test_the_inline_map_shows_the_same_tooltip_as_the_tiled_map(browser, tiled_server, server, bundled_zones):  # noqa: F811
+    lon, lat = interior_point(yongding_source_zone(bundled_zones).geometry)
+    zone = topmost_zone_at(bundled_zones, lon, lat)
+    texts = []
+    for base, selector in ((tiled_server, ".zoning-tile-tooltip"), (server, ".leaflet-tooltip")):
+        recorder = TilePage(browser, (base,))
+        try:
+            p = recorder.open(f"{base}/map")
+            hover_at(p, lon, lat, zone["layer"])
+            # has_text: the inline map may keep the tooltip of the zone the pointer crossed on its way
+            # (Leaflet's own binding; the tiled map's single tooltip is checked to close above)
+            tip = p.locator(selector, has_text=zone["name_zh"])
+            tip.wait_for(timeout=10_000)
+            texts.append(tip.inner_text())
+            recorder.assert_clean()
+        finally:
+            recorder.context.close()
+    assert texts[0] == texts[1] and zone["name_zh"] in texts[0], texts
 
 
 def test_a_click_on_a_hovered_tiled_zone_still_checks_the_point(page, tiled_server, bundled_zones):
