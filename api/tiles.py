@@ -3,6 +3,10 @@
 For maps of more zones than a page can inline. Tiles come from the data version being
 served (a tile never mixes versions): a PostGIS store renders them in the database with
 ``ST_AsMVT``, any other store in-process (``maps.tiles``). The ETag is the data version.
+
+``/tiles/districts/…`` is the district base layer (Beijing's districts and the neighbouring
+counties, reference outlines from the file shipped with the package, not from the store): the
+same in-process tiler on every backend, its ETag the file's content hash.
 """
 
 from __future__ import annotations
@@ -23,15 +27,32 @@ MEDIA_TYPE = "application/vnd.mapbox-vector-tile"
             responses={200: {"content": {MEDIA_TYPE: {}}}, 404: {"description": "Unknown layer or tile outside the grid"}})
 async def tile(request: Request, layer: str = Path(..., description="Zone layer id, e.g. eco_redline"),
                z: int = Path(..., description="Zoom 0–22"), x: int = Path(...), y: int = Path(...)) -> Response:
-    from maps.tiles import TileError, tile_bounds
+    from maps.tiles import BASE_LAYER, TileError, tile_bounds
 
-    if layer not in LAYERS:
-        raise NotFoundError(f"no layer {layer!r}; layers are {', '.join(LAYERS)}")
+    if layer not in LAYERS and layer != BASE_LAYER:
+        raise NotFoundError(f"no layer {layer!r}; layers are {', '.join(LAYERS)} and {BASE_LAYER} (the district base)")
     try:
         tile_bounds(z, x, y)
     except TileError as exc:
         raise NotFoundError(str(exc)) from None
+    if layer == BASE_LAYER:
+        return await base_tile_response(request, z, x, y)
     return await tile_response(request, layer, z, x, y)
+
+
+async def base_tile_response(request: Request, z: int, x: int, y: int) -> Response:
+    """The district base layer's MVT at z/x/y, ETag the base file's content hash."""
+    from maps.tiles import BASE_LAYER, base_tiles
+
+    base = await run_in_threadpool(base_tiles)
+    if base is None:
+        raise NotFoundError("no district base layer is installed; the map is drawn without district outlines")
+    etag = f'"{base.tag}"'
+    headers = {"ETag": etag, "Cache-Control": "no-cache"}
+    if request.headers.get("if-none-match") == etag:
+        return Response(status_code=304, headers=headers)
+    body = await run_in_threadpool(base.tiler.tile, z, x, y, BASE_LAYER)
+    return Response(body, media_type=MEDIA_TYPE, headers=headers)
 
 
 async def tile_response(request: Request, layer: str, z: int, x: int, y: int) -> Response:

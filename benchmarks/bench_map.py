@@ -6,8 +6,9 @@ time (first request of a data version, then cached); and load time in headless C
 (navigation until the panel is ready, fresh browser context each run, internet blocked)
 for the served page and the standalone export opened from disk. Then the vector-tile mode
 (``ZONING_MAP_INLINE_MAX_VERTICES`` forced to 0) against the inline page as baseline: page bytes,
-the tiles holding zones at z 8/10/12 (count, bytes, render ms per tile in-process, HTTP ms), and
-Chromium's time until every tiled layer is drawn with the tile bytes of that first view.
+the tiles holding zones at z 8/10/12 (count, bytes, render ms per tile in-process, HTTP ms), the
+district base layer's tiles at the same zooms, and Chromium's time until every tiled layer is drawn
+with the tiles of that first view (zone layers and base layer apart).
 
     python benchmarks/bench_map.py      (after `pip install -e '.[test]'`; needs /usr/bin/chromium)
 """
@@ -124,9 +125,9 @@ TILES_LOADED = """() => { let busy = false;
   return !busy && document.querySelectorAll('path.zoning-zone').length > 0; }"""
 
 
-def tiled_first_view(base: str) -> tuple[list[float], int, int]:
+def tiled_first_view(base: str) -> tuple[list[float], list[tuple[str, int]]]:
     """Chromium on the tile-mode /map: seconds until every layer is drawn (per cold run), and the
-    tiles and their bytes fetched for the first view."""
+    tiles fetched for the first view (url, bytes)."""
     from playwright.sync_api import sync_playwright
 
     times, fetched = [], []
@@ -136,9 +137,9 @@ def tiled_first_view(base: str) -> tuple[list[float], int, int]:
             context = browser.new_context(viewport=VIEWPORT)
             page = context.new_page()
             page.route("**/*", lambda r: r.continue_() if r.request.url.startswith(base) else r.abort())
-            tiles: list[int] = []
+            tiles: list[tuple[str, int]] = []
             page.on("response", lambda res, into=tiles: "/tiles/" in res.url and into.append(
-                int(res.headers.get("content-length", 0))))
+                (res.url, int(res.headers.get("content-length", 0)))))
             start = time.perf_counter()
             page.goto(f"{base}/map")
             page.wait_for_selector("body[data-zoning-ready]", state="attached", timeout=60_000)
@@ -147,20 +148,26 @@ def tiled_first_view(base: str) -> tuple[list[float], int, int]:
             fetched = tiles
             context.close()
         browser.close()
-    return times, len(fetched), sum(fetched)
+    return times, fetched
 
 
 def tile_figures(zones, layers: list[str], zoom: int) -> tuple[int, list[int], float]:
     """(tiles holding zones, their sizes in bytes, best ms per tile rendered in-process) at ``zoom``."""
+    from maps.tiles import LayerTiler
+
+    return layer_tile_figures([(layer, LayerTiler.of(zones, layer), zones[zones["layer"] == layer].total_bounds)
+                               for layer in layers], zoom)
+
+
+def layer_tile_figures(tilers, zoom: int) -> tuple[int, list[int], float]:
+    """:func:`tile_figures` of (layer name, tiler, WGS84 bounds) triples."""
     import mapbox_vector_tile
 
     from benchmarks.timing import best_seconds
-    from maps.tiles import LayerTiler, lonlat_tile
+    from maps.tiles import lonlat_tile
 
     sizes, seconds = [], 0.0
-    for layer in layers:
-        tiler = LayerTiler.of(zones, layer)
-        minx, miny, maxx, maxy = zones[zones["layer"] == layer].total_bounds
+    for layer, tiler, (minx, miny, maxx, maxy) in tilers:
         col0, row0 = lonlat_tile(minx, maxy, zoom)
         col1, row1 = lonlat_tile(maxx, miny, zoom)
         for x in range(col0, col1 + 1):
@@ -174,7 +181,7 @@ def tile_figures(zones, layers: list[str], zoom: int) -> tuple[int, list[int], f
 
 def vector_tiles(zones, inline_html: bytes) -> None:
     """The map page inline (baseline) vs in tile mode, and the tiles themselves at z 8/10/12."""
-    from maps.tiles import lonlat_tile
+    from maps.tiles import BASE_LAYER, base_tiles, lonlat_tile
 
     print("\nvector-tile mode (ZONING_MAP_INLINE_MAX_VERTICES below the zones' vertex count):")
     with tempfile.TemporaryDirectory() as tmp:
@@ -185,7 +192,7 @@ def vector_tiles(zones, inline_html: bytes) -> None:
             print(f"page HTML inline {kib(len(inline_html))} raw {kib(gz(inline_html))} gzip  (baseline)")
             print(f"page HTML tiled  {kib(len(tiled))} raw {kib(gz(tiled))} gzip  "
                   f"({len(tiled) / len(inline_html):.2f}x raw, {gz(tiled) / gz(inline_html):.2f}x gzip; "
-                  "what remains is the district outlines, the hatching shapes and the panel)")
+                  "what remains is the district labels, the hatching shapes and the panel)")
             layers = sorted(set(zones["layer"]))
             for zoom in (8, 10, 12):
                 count, sizes, ms = tile_figures(zones, layers, zoom)
@@ -196,11 +203,20 @@ def vector_tiles(zones, inline_html: bytes) -> None:
                       f"median {statistics.median(sizes) / 1024:.1f} KiB, max {max(sizes) / 1024:.1f} KiB per tile; "
                       f"render {ms:.1f} ms/tile in-process; one eco_redline tile over HTTP {http * 1000:.1f} ms "
                       f"(first {first * 1000:.0f} ms)")
+            base_layer = base_tiles()
+            for zoom in (8, 10, 12):
+                count, sizes, ms = layer_tile_figures([(BASE_LAYER, base_layer.tiler, base_layer.bounds)], zoom)
+                print(f"z{zoom:<2} {count:4d} tiles of the district base layer: {kib(sum(sizes))} in all, "
+                      f"median {statistics.median(sizes) / 1024:.1f} KiB, max {max(sizes) / 1024:.1f} KiB per tile; "
+                      f"render {ms:.1f} ms/tile in-process")
             if CHROMIUM.exists():
-                times, count, size = tiled_first_view(base)
+                times, fetched = tiled_first_view(base)
+                base_fetched = [n for url, n in fetched if f"/tiles/{BASE_LAYER}/" in url]
+                zone_fetched = [n for url, n in fetched if f"/tiles/{BASE_LAYER}/" not in url]
                 print(f"tiled /map in Chromium: until every layer is drawn median {statistics.median(times) * 1000:.0f} ms "
-                      f"(min {min(times) * 1000:.0f}, {RUNS} cold runs); first view fetched {count} tiles, "
-                      f"{kib(size)} (uncompressed)")
+                      f"(min {min(times) * 1000:.0f}, {RUNS} cold runs); first view fetched {len(zone_fetched)} zone "
+                      f"tiles, {kib(sum(zone_fetched))}, and {len(base_fetched)} base tiles, {kib(sum(base_fetched))} "
+                      "(uncompressed)")
 
 
 if __name__ == "__main__":

@@ -132,7 +132,19 @@ def neighbours(zones: gpd.GeoDataFrame) -> list[Mapping[str, Any]]:
         return []
     rows = outside.iloc[hit].reset_index(drop=True)
     simple = display_geometry(rows, BASE_TOLERANCE_M, group_by=None)
-    labels = shapely.point_on_surface(np.asarray(rows.geometry.values))
-    return [{"adcode": code, "name_zh": zh, "name_en": en, "geometry": g, "label": (p.x, p.y)}
-            for code, zh, en, g, p in zip(rows["adcode"], rows["name_zh"], rows["name_en"], simple.geometry.values,
-                                          labels, strict=True)]
+    return [{**label, "geometry": g} for label, g in zip(_labels(rows), simple.geometry.values, strict=True)]
+
+
+def neighbour_labels() -> list[Mapping[str, Any]]:
+    """Name and label point of every unit outside Beijing in the base layer (the tiled map
+    draws them all: which ones a zone reaches into needs the union of every zone)."""
+    base = _base()
+    if base is None:
+        return []
+    return _labels(base[~base["adcode"].str.startswith(BEIJING_PREFIX)].reset_index(drop=True))
+
+
+def _labels(rows: gpd.GeoDataFrame) -> list[dict[str, Any]]:
+    points = shapely.point_on_surface(np.asarray(rows.geometry.values))
+    return [{"adcode": code, "name_zh": zh, "name_en": en, "label": (p.x, p.y)}
+            for code, zh, en, p in zip(rows["adcode"], rows["name_zh"], rows["name_en"], points, strict=True)]

@@ -28,15 +28,19 @@ from geo.schema import ACCURACY, ACCURACY_TEXT, LAYERS, POINT_LAYERS, zone_prope
 from maps.assets import RawHtml, localise, script_tag, style_tag, template_text
 from maps.basemaps import OSM, OSM_ATTR, TIANDITU_ATTR, tianditu_url
 from maps.context import DistrictContext, district_context
-from maps.overlays import district_shapes, neighbours, undrawn_by_district, zone_flags
+from maps.overlays import district_shapes, neighbour_labels, neighbours, undrawn_by_district, zone_flags
 from maps.simplify import display_geometry
-from maps.tile_layers import ZoneTileLayer
+from maps.tile_layers import BaseTileLayer, ZoneTileLayer
+from maps.tiles import BASE_LAYER, base_tiles
 
 LANGS = ("zh", "en")
 CHECK_CRS = ("wgs84", "cgcs2000", "gcj02", "bd09")
 
 # Line pattern per accuracy: anything not official is dashed, coarser = sparser.
 DASH = {"official": None, "traced": "12 3", "approximate": "8 4", "schematic": "4 4", "indicative": "2 6"}
+# The district base layer: Beijing's district borders, and neighbouring units dashed (reference only).
+DISTRICT_OUTLINE = {"color": "#4d4d4d", "weight": 1.2, "opacity": 0.8}
+NEIGHBOUR_OUTLINE = {"color": "#7a7a7a", "weight": 1, "dashArray": "6 4", "fill": False}
 
 TEXT = {
     "title": ("分区查询地图 — 北京区级规划分区", "Zoning map — Beijing district zones"),
@@ -165,21 +169,27 @@ def build_map(zones: gpd.GeoDataFrame, context: DistrictContext | None = None,
 
     if context is not None:
         group = folium.FeatureGroup(name=text("districts", lang), show=True)
-        outline = {"color": "#4d4d4d", "weight": 1.2, "opacity": 0.8}
-        folium.GeoJson(shapely.geometry.mapping(context.lines), style_function=lambda _f: outline,
-                       interactive=False, className="zoning-districts", control=False).add_to(group)
+        base = base_tiles() if options.tile_url else None
+        if base is not None:
+            # Tile mode: the districts and every neighbouring unit from tiles; the page keeps the labels only.
+            minx, miny, maxx, maxy = base.bounds
+            styles = {"district": {**DISTRICT_OUTLINE, "fill": False, "className": "zoning-districts"},
+                      "neighbour": {**NEIGHBOUR_OUTLINE, "className": "zoning-neighbour"}}
+            BaseTileLayer(BASE_LAYER, styles, [[miny, minx], [maxy, maxx]], options.tile_url).add_to(group)
+        else:
+            folium.GeoJson(shapely.geometry.mapping(context.lines), style_function=lambda _f: DISTRICT_OUTLINE,
+                           interactive=False, className="zoning-districts", control=False).add_to(group)
         for label in context.labels:
             name = label.name_zh if lang == "zh" else label.name_en.removesuffix(" District")
             folium.Marker([label.lat, label.lon], interactive=False, icon=folium.DivIcon(
                 html=f'<span>{escape(name)}</span>', class_name="zoning-district-label", icon_size=(0, 0),
             )).add_to(group)
-        # Units outside Beijing that a zone reaches into (平蓟三), dashed: reference outlines only.
-        # Not in tile mode: it needs the union of every zone, which is what that mode avoids.
-        for unit in [] if options.tile_url else neighbours(zones):
-            folium.GeoJson(shapely.geometry.mapping(unit["geometry"]), interactive=False, control=False,
-                           className="zoning-neighbour",
-                           style_function=lambda _f: {"color": "#7a7a7a", "weight": 1, "dashArray": "6 4",
-                                                      "fill": False}).add_to(group)
+        # Units outside Beijing, dashed: reference outlines only. Inline, those a zone reaches into
+        # (平蓟三); in tile mode all of them, as that choice needs the union of every zone.
+        for unit in neighbour_labels() if base is not None else neighbours(zones):
+            if "geometry" in unit:
+                folium.GeoJson(shapely.geometry.mapping(unit["geometry"]), interactive=False, control=False,
+                               className="zoning-neighbour", style_function=lambda _f: NEIGHBOUR_OUTLINE).add_to(group)
             name = unit["name_zh"] if lang == "zh" else unit["name_en"].split(" (")[0]
             folium.Marker([unit["label"][1], unit["label"][0]], interactive=False, icon=folium.DivIcon(
                 html=f'<span>{escape(name)}</span>', class_name="zoning-district-label zoning-neighbour-label",

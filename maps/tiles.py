@@ -6,17 +6,25 @@ to the tile plus a 64-pixel buffer, simplified to a quarter pixel and encoded by
 ``mapbox-vector-tile`` (4096 units per tile side, y down). A PostGIS store answers the same
 request with ``ST_AsMVT`` in the database (``geo.store.postgis``); both carry the same
 properties, so the map cannot tell them apart.
+
+The district base layer (Beijing's districts and the neighbouring counties, a file shipped with
+the package, not zones of the store) is tiled by the same in-process tiler on every backend,
+as the layer ``districts`` (``BASE_LAYER``): the tiled map draws it instead of inlining it.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
 import shapely
 
+from geo.base import DISTRICTS_PATH, district_layer
 from geo.crs import to_web_mercator
 
 EXTENT = 4096
@@ -25,6 +33,9 @@ WORLD = 20037508.342789244  # half the Web Mercator world, metres
 MAX_ZOOM = 22
 PROPERTIES = ("zone_id", "layer", "name_zh", "name_en", "district_code", "accuracy", "effective_from",
               "effective_to")
+BASE_LAYER = "districts"  # the district base layer's tile layer id (not a zone layer)
+BASE_PROPERTIES = ("adcode", "name_zh", "name_en", "kind")  # kind: "district" (Beijing) or "neighbour"
+BEIJING_PREFIX = "11"
 
 
 class TileError(ValueError):
@@ -49,11 +60,15 @@ class LayerTiler:
 
     @classmethod
     def of(cls, zones: gpd.GeoDataFrame, layer: str) -> LayerTiler:
-        zones = zones[zones["layer"] == layer]
-        geoms = np.asarray(to_web_mercator(np.asarray(zones.geometry.values, dtype=object)), dtype=object)
-        properties = [{k: v for k, v in zip(PROPERTIES, row, strict=True) if v is not None and v == v}
-                      for row in zones[list(PROPERTIES)].itertuples(index=False)]
-        return cls(geoms, properties, shapely.STRtree(geoms))
+        return cls.of_frame(zones[zones["layer"] == layer], PROPERTIES)
+
+    @classmethod
+    def of_frame(cls, frame: gpd.GeoDataFrame, properties: tuple[str, ...]) -> LayerTiler:
+        """Every row of ``frame`` (WGS84), carrying the columns ``properties`` (nulls left out)."""
+        geoms = np.asarray(to_web_mercator(np.asarray(frame.geometry.values, dtype=object)), dtype=object)
+        rows = [{k: v for k, v in zip(properties, row, strict=True) if v is not None and v == v}
+                for row in frame[list(properties)].itertuples(index=False)]
+        return cls(geoms, rows, shapely.STRtree(geoms))
 
     def tile(self, z: int, x: int, y: int, name: str) -> bytes:
         """The MVT bytes of tile z/x/y (an empty tile when no zone reaches it)."""
@@ -75,6 +90,34 @@ class LayerTiler:
                 features.append({"geometry": pixel, "properties": self.properties[k]})
         return mapbox_vector_tile.encode([{"name": name, "features": features}],
                                          default_options={"y_coord_down": True, "extents": EXTENT})
+
+
+@dataclass(frozen=True)
+class BaseTiles:
+    """The district base layer's tiler, with a tag of the file's content (the tiles' ETag)."""
+
+    tiler: LayerTiler
+    tag: str
+    bounds: tuple[float, float, float, float]  # WGS84 (minx, miny, maxx, maxy) of the units drawn
+
+
+def base_tiles(path: Path = DISTRICTS_PATH) -> BaseTiles | None:
+    """Tiles of Beijing's districts and the neighbouring counties (the whole-province outline
+    is left out: the districts draw it), or None when the base layer file is missing."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    return _base_tiles(path, path.stat().st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=2)
+def _base_tiles(path: Path, mtime_ns: int) -> BaseTiles:
+    frame = district_layer(path)
+    units = frame[frame["level"] != "province"].to_crs("EPSG:4326")
+    units = units.assign(kind=np.where(units["adcode"].astype(str).str.startswith(BEIJING_PREFIX),
+                                       "district", "neighbour"))
+    tag = "base-" + hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    return BaseTiles(LayerTiler.of_frame(units, BASE_PROPERTIES), tag, tuple(float(v) for v in units.total_bounds))
 
 
 def lonlat_tile(lon: float, lat: float, z: int) -> tuple[int, int]:

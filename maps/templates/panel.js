@@ -65,7 +65,8 @@
   }
 
   var S = { map: null, cfg: null, overlays: {}, byId: {}, entries: [], marker: null, seq: 0, tool: false,
-            activity: null, hatch: null, last: null, searchSeq: 0, effects: {}, effectsSeq: 0 };
+            activity: null, hatch: null, last: null, searchSeq: 0, effects: {}, effectsSeq: 0,
+            tileTip: null, tileTipZone: null };
 
   function t(key) { return (T[S.cfg.lang] || T.zh)[key] || key; }
   function esc(value) {
@@ -161,9 +162,15 @@
 
   function zoneName(p) { return S.cfg.lang === "en" && has(p.name_en) ? p.name_en : p.name_zh; }
 
+  /* Hover text of a zone, inline or from a tile's properties: its names, its layer and, when
+     the zone is not official, its accuracy in words (a zone drawn from text never looks official). */
   function tooltipHtml(p) {
-    return names(p) + "<br><span class=\"zp-tt-layer\">" + esc(layerTitle(p.layer)) + "</span>";
+    return names(p) + "<br><span class=\"zp-tt-layer\">" + esc(layerTitle(p.layer)) + "</span>" +
+      (has(p.accuracy) && p.accuracy !== "official" ?
+        "<br><span class=\"zp-tt-accuracy\">" + esc(accuracyText(p.accuracy)) + "</span>" : "");
   }
+
+  function closeTileTip() { if (S.tileTip && S.map) S.map.closeTooltip(S.tileTip); }
 
   // ------------------------------------------------------------------ result panel
 
@@ -537,7 +544,6 @@
         var style = styles[props.accuracy] || styles.approximate;
         var out = {};
         Object.keys(style).forEach(function (k) { out[k] = style[k]; });
-        out.interactive = false;
         if (outline[props.zone_id]) { out.fillOpacity = 0; out.weight = 1.5; }
         if (S.activity) {  // the picker's shading, as the inline layers get it
           var effect = S.effects[props.zone_id] || "none";
@@ -547,6 +553,25 @@
         if (!out.dashArray) delete out.dashArray;
         return out;
       };
+    },
+
+    /* Tile mode: the district base layer's style, by the unit's kind (district or neighbour). */
+    baseStyle: function (layerId, styles) {
+      return function (props) { return styles[props.kind] || styles.district; };
+    },
+
+    /* Tile mode: a tooltip that follows the pointer over the zone under it (its tile's
+       properties). One for all layers: a tile redrawn under a still pointer sends no mouseout. */
+    hoverTiles: function (grid) {
+      grid.on("mouseover mousemove", function (e) {
+        var p = e.layer && e.layer.properties;
+        if (!p || !S.map) return;
+        var tip = S.tileTip || (S.tileTip = L.tooltip({ direction: "auto", className: "zoning-tile-tooltip" }));
+        if (S.tileTipZone !== p.zone_id || !S.map.hasLayer(tip)) { tip.setContent(tooltipHtml(p)); S.tileTipZone = p.zone_id; }
+        tip.setLatLng(e.latlng);
+        if (!S.map.hasLayer(tip)) S.map.openTooltip(tip);
+      });
+      grid.on("mouseout remove", closeTileTip);
     },
 
     /* GeoJson onEachFeature for every zone overlay. */
@@ -573,6 +598,13 @@
         });
       });
       map.on("click", function (e) { checkLatLng(e.latlng); });
+      if (cfg.tiled) {  // the pointer left every tiled zone (or its tile was redrawn): no tooltip
+        map.on("mousemove", function (e) {
+          var target = e.originalEvent && e.originalEvent.target;
+          if (!(target && target.closest && target.closest(".leaflet-tile path"))) closeTileTip();
+        });
+        map.on("mouseout", closeTileTip);
+      }
       // While drawing or measuring, clicks belong to the tool. Release a little after the
       // tool stops so the finishing click is not taken as a check.
       function busy() { S.tool = true; }
