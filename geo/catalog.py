@@ -150,12 +150,17 @@ def save_lookup_index(store: StoreBackend, version: int | None = None,
     servers of ``store`` look for it (``default_index_dir``), unless it is saved already: done
     when a version is published, so the next start loads it instead of building it. The
     directory, or None for a store without one."""
+    from geo.index_files import MANIFEST
+
     index_dir = index_dir if index_dir is not None else default_index_dir(store)
     if index_dir is None:
         return None
-    zones, info = store.snapshot(version)
-    Snapshot(zones, info, index_dir).lookup_index()
-    return index_dir / info.data_version
+    info = store.current() if version is None else store.version(version)
+    directory = index_dir / info.data_version
+    if not (directory / MANIFEST).exists():  # (a server checks a saved one when it loads it)
+        zones, _ = store.snapshot(info.version)
+        Snapshot(zones, info, index_dir).lookup_index()
+    return directory
 
 
 class ZoneCatalog:
