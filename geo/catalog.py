@@ -104,10 +104,9 @@ class Snapshot:
         return self.cached(key, lambda: build(self.zones))
 
     def records(self) -> list[dict[str, Any]]:
-        """The zones' properties in table order (``zone_records``); read from the saved index
-        when there is one, so a point answer needs no zone table."""
-        return self.cached("zone_records", lambda: self._lookup_table()[1] if self._zones is None
-                           else zone_records(self._zones))
+        """The zones' properties in table order (``zone_records``), made or read with the lookup
+        index: from the saved index when there is one, so a point answer needs no zone table."""
+        return self._lookup_table()[1]
 
     def lookup_index(self) -> ZoneIndex:
         """The lookup index of this version: loaded from ``index_dir`` if a process saved it
@@ -132,7 +131,7 @@ class Snapshot:
                 return ZoneIndex.saved(ZoneColumns.of_records(records, geoms), arrays, lambda: self.zones), records
             except (index_files.IndexFileError, KeyError, ValueError) as exc:
                 log.warning("saved lookup index not usable without the zone table (%s); loading it", exc)
-        zones = self.zones.reset_index(drop=True)
+        zones = self.zones
         records = zone_records(zones)
 
         def build() -> dict[str, np.ndarray]:

@@ -42,7 +42,6 @@ that holds every place within ``near``), then their exact boundary distances —
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -326,13 +325,13 @@ class ZoneIndex:
         (None builds them)."""
         zones = zones.reset_index(drop=True)
         self._setup(ZoneColumns.of_frame(zones), grid_size, arrays, lambda: zones)
-        self._zones = zones
 
     @classmethod
     def saved(cls, columns: ZoneColumns, arrays: dict[str, np.ndarray],
               load_zones: Callable[[], gpd.GeoDataFrame]) -> ZoneIndex:
         """The index of saved ``arrays`` over ``columns``, without the zone table: answering
-        points needs no more. :attr:`zones` calls ``load_zones`` when first used."""
+        points needs no more. :attr:`zones` calls ``load_zones`` (which caches the table, with
+        a RangeIndex in the order of ``columns``: ``geo.catalog.Snapshot.zones``)."""
         index = cls.__new__(cls)
         index._setup(columns, DEFAULT_GRID_SIZE, arrays, load_zones)
         return index
@@ -343,8 +342,6 @@ class ZoneIndex:
         self.geoms = columns.geoms
         shapely.prepare(self.geoms)
         self._load_zones = load_zones
-        self._zones: gpd.GeoDataFrame | None = None
-        self._zones_lock = threading.Lock()
         self._active: dict[tuple, np.ndarray] = {}
         if arrays is None:
             arrays = build_arrays(self.geoms, grid_size)
@@ -366,11 +363,7 @@ class ZoneIndex:
     @property
     def zones(self) -> gpd.GeoDataFrame:
         """The zone table the index refers to by row (loaded on first use for a saved index)."""
-        if self._zones is None:
-            with self._zones_lock:
-                if self._zones is None:
-                    self._zones = self._load_zones().reset_index(drop=True)
-        return self._zones
+        return self._load_zones()
 
     @property
     def _zone_tree(self) -> shapely.STRtree:

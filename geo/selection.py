@@ -29,9 +29,12 @@ def in_force_mask(zones: gpd.GeoDataFrame, first: str | None, last: str | None) 
 
 
 def date_column(values: Iterable) -> np.ndarray:
-    """Dates (ISO strings; None or NaN = none) as a NumPy string array, '' for none: what
-    :func:`in_force_between` compares, vectorised."""
-    return np.array([v if isinstance(v, str) else "" for v in values], dtype=str)
+    """Dates (ISO strings; None or NaN = none) as an object array of strings, '' for none:
+    what :func:`in_force_between` compares, vectorised. A pandas column is filled in one
+    call (a Python loop, or a cast to a NumPy string array, is 4-5x slower on 300 000 zones)."""
+    if hasattr(values, "fillna"):
+        return values.fillna("").to_numpy(dtype=object)
+    return np.array([v if isinstance(v, str) else "" for v in values], dtype=object)
 
 
 def in_force_between(starts: np.ndarray, ends: np.ndarray, first: str | None, last: str | None) -> np.ndarray:

@@ -129,14 +129,11 @@ class StoreBackend(abc.ABC):
     def snapshot(self, version: int | None = None) -> tuple[gpd.GeoDataFrame, VersionInfo]:
         """The zones of ``version`` (default: current) and its info, read in one transaction."""
 
+    @abc.abstractmethod
     def zone_geometries(self, version: int | None = None) -> tuple[list[str], np.ndarray, VersionInfo]:
         """The zone ids and shapely geometries of ``version`` (default: current), in table order,
-        and its info: what the saved lookup index needs, read without building the zone table
-        (``geo.catalog``). This default builds it; the SQL backends read the rows directly."""
-        import numpy as np
-
-        zones, info = self.snapshot(version)
-        return zones["zone_id"].tolist(), np.asarray(zones.geometry.values, dtype=object), info
+        and its info, read in one transaction without building the zone table: what the saved
+        lookup index needs (``geo.catalog``)."""
 
     def load(self, version: int | None = None) -> gpd.GeoDataFrame:
         """The zone table of ``version`` (default: current), validated."""
